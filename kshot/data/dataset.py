@@ -1,0 +1,72 @@
+"""A class-indexed data set held in memory as one tensor, so that sampling is indexing."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ClassIndexedDataset:
+    """Items sorted by class: class `c` owns rows `offsets[c]:offsets[c+1]` of `items`.
+
+    `items` is uint8 [n, C, H, W] for images (converted to float in [0, 1] on access)
+    or float [n, D] for feature vectors. `name` says where it came from (for messages).
+    """
+
+    items: Tensor
+    offsets: Tensor
+    class_names: list[str]
+    name: str = "dataset"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.offsets.numel() != len(self.class_names) + 1:
+            raise ValueError("offsets must have one entry per class plus one")
+        if int(self.offsets[-1]) != self.items.shape[0]:
+            raise ValueError("offsets do not cover the items")
+
+    @classmethod
+    def from_class_list(cls, per_class: list[Tensor], class_names: list[str], name: str, meta: dict | None = None):
+        sizes = torch.tensor([len(t) for t in per_class], dtype=torch.long)
+        offsets = torch.zeros(len(per_class) + 1, dtype=torch.long)
+        offsets[1:] = torch.cumsum(sizes, 0)
+        return cls(torch.cat(per_class), offsets, list(class_names), name, meta or {})
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def class_sizes(self) -> Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    @property
+    def labels(self) -> Tensor:
+        return torch.repeat_interleave(torch.arange(self.num_classes), self.class_sizes)
+
+    def __len__(self) -> int:
+        return self.items.shape[0]
+
+    def fetch(self, index: Tensor) -> Tensor:
+        """Items at `index` as float (images scaled to [0, 1])."""
+        x = self.items[index]
+        return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        label = int(torch.searchsorted(self.offsets, torch.tensor(i), right=True)) - 1
+        return self.fetch(torch.tensor([i]))[0], label
+
+    def class_items(self, c: int) -> Tensor:
+        return self.fetch(torch.arange(int(self.offsets[c]), int(self.offsets[c + 1])))
+
+    def subset(self, classes: list[int], name: str | None = None) -> "ClassIndexedDataset":
+        parts = [self.items[int(self.offsets[c]) : int(self.offsets[c + 1])] for c in classes]
+        return ClassIndexedDataset.from_class_list(
+            parts, [self.class_names[c] for c in classes], name or self.name, dict(self.meta)
+        )
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        return tuple(self.items.shape[1:])

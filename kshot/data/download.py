@@ -1,0 +1,60 @@
+"""Fetch a file from its official home with a progress bar, and check its checksum."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import DataError
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A file's official address and its expected digest (`algorithm:hexdigest`)."""
+
+    filename: str
+    url: str
+    digest: str
+
+
+def verify(path: Path, digest: str) -> bool:
+    algorithm, expected = digest.split(":", 1)
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest() == expected
+
+
+def download(remote: Remote, directory: Path, timeout: float = 60.0) -> Path:
+    """Download `remote` into `directory`; the file appears only once its checksum matches."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / remote.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(remote.url, timeout=timeout) as resp:
+                    total = int(resp.headers.get("Content-Length") or 0) or None
+                    with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename) as bar:
+                        for chunk in iter(lambda: resp.read(1 << 16), b""):
+                            out.write(chunk)
+                            bar.update(len(chunk))
+            except OSError as e:
+                raise DataError(
+                    f"could not download {remote.url} ({e}). Without internet, copy {remote.filename} "
+                    f"into {directory} by hand, or point --data-dir / KSHOT_DATA at a directory that has it."
+                ) from e
+        if not verify(Path(tmp), remote.digest):
+            raise DataError(f"downloaded {remote.filename} does not match its checksum {remote.digest}; try again")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

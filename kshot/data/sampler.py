@@ -1,0 +1,102 @@
+"""Episodic N-way K-shot Q-query task sampling, seeded and reproducible.
+
+Episode `i` is a pure function of `(seed, i)`, so a resumed run sees exactly the
+episodes an uninterrupted run would, and any episode can be drawn on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+from ..errors import DataError
+from .dataset import ClassIndexedDataset
+
+
+@dataclass
+class Task:
+    """One episode. Labels are 0..way-1 in the order the classes were drawn."""
+
+    support: Tensor
+    support_labels: Tensor
+    query: Tensor
+    query_labels: Tensor
+    way: int
+    classes: Tensor  # dataset class ids, position = episode label
+
+
+class EpisodeSampler(Sampler[Tensor]):
+    """Yields, per episode, a LongTensor of dataset indices of shape [way * (shot + query)],
+    class-major: for each drawn class its `shot` support items then its `query` items.
+
+    Usable as a `batch_sampler` of a torch DataLoader, or through `task(i)` which
+    builds the tensors directly from an in-memory `ClassIndexedDataset`.
+    """
+
+    def __init__(self, class_sizes: Sequence[int] | Tensor, way: int, shot: int, query: int,
+                 episodes: int, seed: int = 0, class_names: Sequence[str] | None = None, source: str = "dataset"):
+        sizes = np.asarray(class_sizes.tolist() if isinstance(class_sizes, Tensor) else class_sizes, dtype=np.int64)
+        if way < 1 or shot < 0 or query < 0 or shot + query < 1 or episodes < 0:
+            raise DataError(f"invalid episode shape: way={way} shot={shot} query={query} episodes={episodes}")
+        if way > len(sizes):
+            raise DataError(f"{way}-way episodes need {way} classes but {source} has only {len(sizes)}; lower --way")
+        needed = shot + query
+        small = np.flatnonzero(sizes < needed)
+        if len(small):
+            names = class_names or [str(c) for c in range(len(sizes))]
+            shown = ", ".join(f"{names[c]!r} has {sizes[c]}" for c in small[:5])
+            more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+            raise DataError(
+                f"{len(small)} classes of {source} have fewer than shot+query = {shot}+{query} = {needed} items: "
+                f"{shown}{more}. Lower --shot/--query or give those classes more images."
+            )
+        self.sizes, self.way, self.shot, self.query, self.episodes, self.seed = sizes, way, shot, query, episodes, seed
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.max_size = int(sizes.max())
+        self.uniform = bool((sizes == sizes[0]).all())
+
+    def __len__(self) -> int:
+        return self.episodes
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(self.episodes):
+            yield self.indices(i)
+
+    def draw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(classes [way], dataset indices [way, shot+query]) of episode i."""
+        rng = np.random.default_rng([self.seed, i])
+        classes = rng.choice(len(self.sizes), self.way, replace=False)
+        n = self.shot + self.query
+        if self.max_size <= 4096:
+            # One argsort of random keys picks n distinct items per class for all classes at once.
+            keys = rng.random((self.way, self.max_size))
+            if not self.uniform:
+                keys[np.arange(self.max_size)[None, :] >= self.sizes[classes][:, None]] = np.inf
+            pos = np.argsort(keys, axis=1)[:, :n]
+        else:
+            pos = np.stack([rng.choice(self.sizes[c], n, replace=False) for c in classes])
+        return classes, self.starts[classes][:, None] + pos
+
+    def indices(self, i: int) -> Tensor:
+        return torch.from_numpy(self.draw(i)[1].reshape(-1))
+
+    def task(self, dataset: ClassIndexedDataset, i: int) -> Task:
+        classes, idx = self.draw(i)
+        idx = torch.from_numpy(idx)
+        labels = torch.arange(self.way)
+        return Task(
+            support=dataset.fetch(idx[:, : self.shot].reshape(-1)),
+            support_labels=labels.repeat_interleave(self.shot),
+            query=dataset.fetch(idx[:, self.shot :].reshape(-1)),
+            query_labels=labels.repeat_interleave(self.query),
+            way=self.way,
+            classes=torch.from_numpy(classes),
+        )
+
+
+def episode_sampler(dataset: ClassIndexedDataset, way: int, shot: int, query: int, episodes: int, seed: int = 0) -> EpisodeSampler:
+    return EpisodeSampler(dataset.class_sizes, way, shot, query, episodes, seed, dataset.class_names, dataset.name)

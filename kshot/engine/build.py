@@ -1,0 +1,35 @@
+"""Build a learner from names and options, and restore one from a checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CheckpointError
+from ..learners import METHODS, Learner
+from ..nets import BACKBONES
+from . import checkpoint
+
+
+def build_learner(method: str, backbone: str, backbone_args: dict | None = None, method_args: dict | None = None) -> Learner:
+    encoder = BACKBONES.get(backbone)(**(backbone_args or {}))
+    return METHODS.get(method)(encoder, **(method_args or {}))
+
+
+def learner_meta(method: str, backbone: str, backbone_args: dict, method_args: dict) -> dict:
+    return {"method": method, "backbone": backbone, "backbone_args": backbone_args, "method_args": method_args}
+
+
+def load_learner(path: str | Path, expect_method: str | None = None) -> tuple[Learner, dict]:
+    """A learner in eval mode with the checkpoint's weights, and the checkpoint's metadata."""
+    tensors, meta = checkpoint.load(path, expect_method)
+    try:
+        learner = build_learner(meta["method"], meta["backbone"], meta.get("backbone_args"), meta.get("method_args"))
+    except KeyError as e:
+        raise CheckpointError(f"{path}: metadata lacks {e}; it was not written by `kshot train`") from e
+    state = checkpoint.split_prefix(tensors, "model.")
+    missing, unexpected = learner.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not fit a {meta['method']}/{meta['backbone']} model "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the file is damaged or edited"
+        )
+    return learner.eval(), meta

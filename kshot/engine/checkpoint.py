@@ -1,0 +1,86 @@
+"""Checkpoints: one safetensors file (weights, plus optimizer state for resuming) whose
+header carries the JSON metadata; a copy of that JSON sits beside it for people to read.
+
+Loading reads only tensors and JSON: nothing in a checkpoint can execute code.
+Files are written to a temporary name and renamed into place, so a crash while
+saving leaves the previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..errors import CheckpointError
+
+FORMAT = "kshot-checkpoint"
+VERSION = 1
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """Accept `run/best`, `run/best.safetensors`, `run/best.json` or a run directory."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "best.safetensors"
+    elif p.suffix == ".json" or (p.suffix != ".safetensors" and not p.exists()):
+        p = p.with_suffix(".safetensors")
+    return p
+
+
+def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path:
+    path = checkpoint_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "version": VERSION, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    for target, writer in ((path, "tensors"), (path.with_suffix(".json"), "json")):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            if writer == "tensors":
+                save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata={"kshot": text})
+            else:
+                Path(tmp).write_text(text + "\n")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path
+
+
+def load(path: str | Path, expect_method: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, metadata). Raises CheckpointError naming the problem and the fix."""
+    p = checkpoint_path(path)
+    if not p.exists():
+        raise CheckpointError(f"no checkpoint at {p}; give the .safetensors file written by `kshot train`")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({e})") from e
+    if "kshot" not in header:
+        raise CheckpointError(f"{p} is a safetensors file but not a kshot checkpoint (no kshot metadata)")
+    try:
+        meta = json.loads(header["kshot"])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{p}: its kshot metadata is damaged ({e})") from e
+    if meta.get("format") != FORMAT or not isinstance(meta.get("version"), int):
+        raise CheckpointError(f"{p} is not a kshot checkpoint")
+    if meta["version"] > VERSION:
+        raise CheckpointError(f"{p} was written by a newer kshot (format {meta['version']}); upgrade kshot")
+    if expect_method is not None and meta.get("method") != expect_method:
+        raise CheckpointError(
+            f"{p} is a {meta.get('method')!r} checkpoint, not {expect_method!r}; "
+            f"use --method {meta.get('method')} or pick a {expect_method} checkpoint"
+        )
+    return tensors, meta
+
+
+def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

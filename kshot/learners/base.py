@@ -1,0 +1,63 @@
+"""The one interface every few-shot method implements:
+
+    classifier = learner.adapt(support, support_labels, way)
+    logits = classifier(query)            # [n_query, way]
+
+Meta-training back-propagates `learner.loss(task)` through `adapt`; a method
+overrides `loss` only where its paper does.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.sampler import Task
+
+Classifier = Callable[[Tensor], Tensor]
+
+
+class Learner(nn.Module):
+    method: str = ""
+
+    def adapt(self, support: Tensor, support_labels: Tensor, way: int) -> Classifier:
+        raise NotImplementedError
+
+    def loss(self, task: Task) -> tuple[Tensor, Tensor]:
+        """(scalar loss, query logits) of one episode."""
+        logits = self.adapt(task.support, task.support_labels, task.way)(task.query)
+        return F.cross_entropy(logits, task.query_labels), logits
+
+
+class MetricLearner(Learner):
+    """A method that embeds every input independently and compares embeddings.
+
+    `head(support_features, labels, way)` returns a classifier over query
+    *features*, so the evaluator may embed each test image once and reuse it
+    across episodes (valid in eval mode, where an embedding does not depend on
+    its batch).
+    """
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
+        raise NotImplementedError
+
+    def adapt(self, support: Tensor, support_labels: Tensor, way: int) -> Classifier:
+        classify = self.head(self.embed(support), support_labels, way)
+        return lambda query: classify(self.embed(query))
+
+    def loss(self, task: Task) -> tuple[Tensor, Tensor]:
+        # One forward pass over support and query together (as the papers' code does):
+        # batch statistics then cover the whole episode, and it is faster than two passes.
+        n = task.support.shape[0]
+        features = self.embed(torch.cat([task.support, task.query]))
+        logits = self.head(features[:n], task.support_labels, task.way)(features[n:])
+        return F.cross_entropy(logits, task.query_labels), logits

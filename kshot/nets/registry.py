@@ -1,0 +1,5 @@
+from torch import nn
+
+from ..registry import Registry
+
+BACKBONES: Registry[nn.Module] = Registry("backbone")
