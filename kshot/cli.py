@@ -140,7 +140,7 @@ def cmd_eval(args) -> int:
            "split": args.split, "way": args.way, "shot": args.shot, "query": args.query, "episodes": result.episodes,
            "accuracy": round(result.accuracy, 3), "ci95": round(result.ci95, 3), "eval_seconds": round(result.seconds, 2),
            "checkpoint": str(args.checkpoint), "train_seconds": meta.get("train_seconds"),
-           "train_episodes": meta.get("episode"), "command": "kshot " + shlex.join(sys.argv[1:]),
+           "train_episodes": meta.get("episode"), "command": "kshot " + shlex.join(args.argv),
            "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
     print(f"{meta['method']} {dataset}/{protocol}/{args.split} {args.way}-way {args.shot}-shot: {result}")
     if args.record:
@@ -199,7 +199,9 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     if getattr(args, "threads", None):
         import torch
 

@@ -51,7 +51,8 @@ class EpisodeSampler(Sampler[Tensor]):
             shown = ", ".join(f"{names[c]!r} has {sizes[c]}" for c in small[:5])
             more = f" and {len(small) - 5} more" if len(small) > 5 else ""
             raise DataError(
-                f"{len(small)} classes of {source} have fewer than shot+query = {shot}+{query} = {needed} items: "
+                f"{len(small)} class{'es' if len(small) > 1 else ''} of {source} "
+                f"{'have' if len(small) > 1 else 'has'} fewer than shot+query = {shot}+{query} = {needed} items: "
                 f"{shown}{more}. Lower --shot/--query or give those classes more images."
             )
         self.sizes, self.way, self.shot, self.query, self.episodes, self.seed = sizes, way, shot, query, episodes, seed

@@ -58,6 +58,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=c.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, c.lr_step, c.lr_gamma)
         self.episode, self.best_val, self.train_seconds = 0, -1.0, 0.0
+        self.window = [0.0, 0.0, 0]  # loss sum, accuracy sum, episodes since the last log row
 
     @property
     def val_shot(self) -> int:
@@ -67,7 +68,7 @@ class Trainer:
     def _save(self, name: str, with_optimizer: bool, extra: dict | None = None) -> None:
         tensors = {f"model.{k}": v for k, v in self.learner.state_dict().items()}
         meta = {**self.meta, "episode": self.episode, "best_val_accuracy": self.best_val,
-                "train_seconds": round(self.train_seconds, 1), **(extra or {})}
+                "train_seconds": round(self.train_seconds, 1), "log_window": self.window, **(extra or {})}
         if with_optimizer:
             opt_tensors, opt_info = optimizer_tensors(self.optimizer)
             tensors |= opt_tensors
@@ -95,6 +96,7 @@ class Trainer:
         self.scheduler.load_state_dict(meta["scheduler"])
         self.episode, self.best_val = meta["episode"], meta["best_val_accuracy"]
         self.train_seconds = meta.get("train_seconds", 0.0)
+        self.window = list(meta.get("log_window", [0.0, 0.0, 0]))
         self._truncate_log()
         return True
 
@@ -121,8 +123,6 @@ class Trainer:
         self.sampler.episodes = c.episodes
         self.learner.train()
         last_save = time.perf_counter()
-        window_loss = window_acc = 0.0
-        window = 0
         bar = tqdm(total=c.episodes, initial=self.episode, desc=f"train {c.method}", disable=not self.progress)
         try:
             while self.episode < c.episodes:
@@ -135,16 +135,16 @@ class Trainer:
                 self.scheduler.step()
                 self.episode += 1
                 self.train_seconds += time.perf_counter() - t0
-                window_loss += loss.item()
-                window_acc += (logits.argmax(1) == task.query_labels).float().mean().item()
-                window += 1
+                w = self.window
+                w[0] += loss.item()
+                w[1] += (logits.argmax(1) == task.query_labels).float().mean().item()
+                w[2] += 1
                 bar.update(1)
                 row = None
                 if self.episode % c.log_every == 0 or self.episode == c.episodes:
-                    row = {"episode": self.episode, "loss": window_loss / window, "accuracy": 100 * window_acc / window,
+                    row = {"episode": self.episode, "loss": w[0] / w[2], "accuracy": 100 * w[1] / w[2],
                            "lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 1)}
-                    window_loss = window_acc = 0.0
-                    window = 0
+                    self.window = [0.0, 0.0, 0]
                     bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.1f}")
                 if self.val_set is not None and (self.episode % c.val_every == 0 or self.episode == c.episodes):
                     result = self.validate()

@@ -1,0 +1,88 @@
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from kshot.engine import checkpoint
+from kshot.engine.build import build_learner, learner_meta, load_learner
+from kshot.errors import CheckpointError
+
+
+def save_protonet(path, **method_args):
+    net = build_learner("protonet", "conv4", {"in_channels": 1}, method_args)
+    net.eval()
+    with torch.no_grad():  # give BatchNorm non-default statistics so the round trip is meaningful
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+    meta = learner_meta("protonet", "conv4", {"in_channels": 1}, method_args) | {"kind": "model"}
+    checkpoint.save(path, {f"model.{k}": v for k, v in net.state_dict().items()}, meta)
+    return net
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    net = save_protonet(tmp_path / "best", distance="cosine")
+    loaded, meta = load_learner(tmp_path / "best.safetensors")
+    x, y = torch.rand(6, 1, 28, 28), torch.arange(3).repeat(2)
+    q = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(net.adapt(x, y, 3)(q), loaded.adapt(x, y, 3)(q))
+    assert meta["method"] == "protonet" and meta["method_args"] == {"distance": "cosine"}
+    assert (tmp_path / "best.json").exists()  # human-readable copy of the metadata
+
+
+def test_run_directory_and_json_path_are_accepted(tmp_path):
+    save_protonet(tmp_path / "best")
+    load_learner(tmp_path)
+    load_learner(tmp_path / "best.json")
+
+
+def test_checkpoint_of_another_method_is_refused(tmp_path):
+    save_protonet(tmp_path / "best")
+    with pytest.raises(CheckpointError, match=r"is a 'protonet' checkpoint, not 'maml'"):
+        load_learner(tmp_path / "best.safetensors", expect_method="maml")
+
+
+def test_foreign_safetensors_is_refused(tmp_path):
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(CheckpointError, match="not a kshot checkpoint"):
+        load_learner(tmp_path / "other.safetensors")
+
+
+def test_weights_that_do_not_fit_are_refused(tmp_path):
+    meta = learner_meta("protonet", "conv4", {"in_channels": 1}, {}) | {"kind": "model"}
+    checkpoint.save(tmp_path / "bad", {"model.encoder.extra": torch.zeros(1)}, meta)
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        load_learner(tmp_path / "bad.safetensors")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (open, ("/tmp/kshot-pwned-marker", "w"))
+
+
+def test_pickle_disguised_as_checkpoint_is_not_executed(tmp_path):
+    import os
+
+    marker = "/tmp/kshot-pwned-marker"
+    if os.path.exists(marker):
+        os.unlink(marker)
+    (tmp_path / "evil.safetensors").write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        load_learner(tmp_path / "evil.safetensors")
+    assert not os.path.exists(marker)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_learner(tmp_path / "nope.safetensors")
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
+    save_protonet(tmp_path / "best")
+    before = (tmp_path / "best.safetensors").read_bytes()
+    with pytest.raises(Exception):
+        checkpoint.save(tmp_path / "best", {"model.x": object()}, {"method": "protonet"})
+    assert (tmp_path / "best.safetensors").read_bytes() == before
+    assert not list(tmp_path.glob("*.tmp"))
