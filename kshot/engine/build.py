@@ -3,15 +3,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..learners import METHODS, Learner
 from ..nets import BACKBONES
 from . import checkpoint
 
 
+def effective_backbone_args(method: str, backbone_args: dict | None) -> dict:
+    """The method's needs of its backbone (e.g. Relation Networks keep feature maps), under the user's."""
+    return {**getattr(METHODS.get(method), "backbone_defaults", {}), **(backbone_args or {})}
+
+
 def build_learner(method: str, backbone: str, backbone_args: dict | None = None, method_args: dict | None = None) -> Learner:
-    encoder = BACKBONES.get(backbone)(**(backbone_args or {}))
-    return METHODS.get(method)(encoder, **(method_args or {}))
+    encoder = BACKBONES.get(backbone)(**effective_backbone_args(method, backbone_args))
+    try:
+        return METHODS.get(method)(encoder, **(method_args or {}))
+    except TypeError as e:
+        raise ConfigError(f"bad option for method {method!r}: {e}") from e
 
 
 def learner_meta(method: str, backbone: str, backbone_args: dict, method_args: dict) -> dict:

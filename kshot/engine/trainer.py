@@ -18,7 +18,7 @@ from ..data import load_dataset
 from ..data.sampler import episode_sampler
 from ..errors import CheckpointError
 from . import checkpoint
-from .build import build_learner, learner_meta
+from .build import build_learner, effective_backbone_args, learner_meta
 from .config import TrainConfig
 from .evaluator import evaluate
 
@@ -50,7 +50,7 @@ class Trainer:
         if self.val_set is not None:  # fail now, not after an hour of training
             episode_sampler(self.val_set, c.val_way, self.val_shot, c.val_query, 1)
         torch.manual_seed(c.seed)
-        backbone_args = {"in_channels": c.channels, **c.backbone_args}
+        backbone_args = effective_backbone_args(c.method, {"in_channels": c.channels, **c.backbone_args})
         self.learner = build_learner(c.method, c.backbone, backbone_args, c.method_args)
         self.meta = {**learner_meta(c.method, c.backbone, backbone_args, c.method_args),
                      "data": {k: self.train_set.meta.get(k) for k in ("dataset", "protocol", "image_size")} | {"channels": c.channels},

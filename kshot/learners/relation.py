@@ -1,0 +1,60 @@
+"""Relation Networks (Sung et al., CVPR 2018).
+
+The embedding module keeps spatial maps (Conv-4 with pooling in the first two
+blocks only); a class's feature is the sum of its support maps (K > 1); the
+relation module scores each (query, class) pair of concatenated maps with two
+conv blocks and two fully connected layers ending in a sigmoid. Trained with
+the paper's mean squared error against one-hot targets.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.sampler import Task
+from ..nets.conv4 import conv_block
+from .base import Classifier, MetricLearner
+from .registry import METHODS
+
+
+class RelationModule(nn.Module):
+    def __init__(self, channels: int = 64, hidden: int = 8, fc_spatial: int = 1):
+        super().__init__()
+        # On 28x28 Omniglot the maps are already 1x1 here, so the adaptive pool is the identity;
+        # it lets other image sizes use the same fully connected layers.
+        self.convs = nn.Sequential(conv_block(2 * channels, channels), conv_block(channels, channels),
+                                   nn.AdaptiveMaxPool2d(fc_spatial))
+        self.fc = nn.Sequential(nn.Linear(channels * fc_spatial ** 2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+
+    def forward(self, pairs: Tensor) -> Tensor:
+        return torch.sigmoid(self.fc(self.convs(pairs).flatten(1))).squeeze(1)
+
+
+@METHODS.register("relation")
+class RelationNet(MetricLearner):
+    method = "relation"
+    # The embedding keeps feature maps: the backbone must not pool them all away.
+    backbone_defaults = {"pooled_blocks": 2, "flatten": False}
+
+    def __init__(self, encoder: nn.Module, channels: int = 64, hidden: int = 8):
+        super().__init__(encoder)
+        self.relation = RelationModule(channels, hidden)
+
+    def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
+        onehot = F.one_hot(support_labels, way).to(support_features.dtype)
+        classes = torch.einsum("nk,nchw->kchw", onehot, support_features)  # sum per class
+
+        def classify(query_features: Tensor) -> Tensor:
+            q, k = query_features.shape[0], classes.shape[0]
+            pairs = torch.cat([classes.unsqueeze(0).expand(q, -1, -1, -1, -1),
+                               query_features.unsqueeze(1).expand(-1, k, -1, -1, -1)], dim=2)
+            return self.relation(pairs.flatten(0, 1)).view(q, k)
+
+        return classify
+
+    def loss(self, task: Task) -> tuple[Tensor, Tensor]:
+        n = task.support.shape[0]
+        features = self.embed(torch.cat([task.support, task.query]))
+        scores = self.head(features[:n], task.support_labels, task.way)(features[n:])
+        return F.mse_loss(scores, F.one_hot(task.query_labels, task.way).to(scores.dtype)), scores
