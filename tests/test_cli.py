@@ -44,3 +44,15 @@ def test_unknown_method_lists_the_known_ones(data_dir, tmp_path, capsys):
 def test_datasets_lists_omniglot(data_dir, capsys):
     assert main(["datasets", "--data-dir", str(data_dir)]) == 0
     assert "omniglot: found" in capsys.readouterr().out
+
+
+def test_pairs_command_learns_mnist_verification(data_dir, tmp_path, capsys):
+    record = tmp_path / "r.jsonl"
+    assert main(["pairs", "--data-dir", str(data_dir), "--steps", "300", "--test-pairs", "2000", "--quiet",
+                 "--no-download", "--record", str(record), "--out", str(tmp_path / "twin")]) == 0
+    row = json.loads(record.read_text())
+    assert row["accuracy"] > 80  # chance is 50%; the full run reaches about 98%
+    from kshot.engine.build import load_learner
+
+    net, meta = load_learner(tmp_path / "twin.safetensors")
+    assert meta["method"] == "siamese" and meta["backbone"] == "mlp"

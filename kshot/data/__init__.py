@@ -6,10 +6,11 @@ from pathlib import Path
 from ..errors import DataError
 from .dataset import ClassIndexedDataset
 from .folder import load_folder
+from .mnist import load_mnist
 from .omniglot import load_omniglot
 from .sampler import EpisodeSampler, Task, episode_sampler
 
-DATASETS = ("omniglot", "folder")
+DATASETS = ("omniglot", "mnist", "folder")
 
 
 def load_dataset(name: str, split: str, protocol: str = "vinyals", data_dir: str | Path | None = None,
@@ -17,6 +18,8 @@ def load_dataset(name: str, split: str, protocol: str = "vinyals", data_dir: str
     """One split of a named data set. For `folder`, `data_dir` is the folder of class folders."""
     if name == "omniglot":
         return load_omniglot(split, protocol, Path(data_dir) if data_dir else None, image_size, allow_download=allow_download)
+    if name == "mnist":
+        return load_mnist(split, Path(data_dir) if data_dir else None, allow_download)
     if name == "folder":
         if data_dir is None:
             raise DataError("the folder data set needs --data-dir pointing at a folder with one sub-folder per class")
@@ -25,4 +28,4 @@ def load_dataset(name: str, split: str, protocol: str = "vinyals", data_dir: str
 
 
 __all__ = ["ClassIndexedDataset", "EpisodeSampler", "Task", "episode_sampler", "load_dataset", "load_folder",
-           "load_omniglot", "DATASETS"]
+           "load_mnist", "load_omniglot", "DATASETS"]
