@@ -237,6 +237,39 @@ def cmd_pairs(args) -> int:
     return 0
 
 
+def add_plot_parser(sub) -> None:
+    p = sub.add_parser("plot", help="draw pictures of a trained model (t-SNE of embeddings)")
+    kinds = p.add_subparsers(dest="plot", required=True)
+    t = kinds.add_parser("tsne", help="t-SNE of the embeddings of a few test characters, misclassified points marked",
+                         epilog=EPILOG)
+    t.add_argument("checkpoint")
+    t.add_argument("--out", default="tsne.png", help="PNG to write (default tsne.png)")
+    t.add_argument("--alphabet", help="Omniglot alphabet of the test split (default: the first)")
+    t.add_argument("--classes", type=int, default=10, help="how many characters (default 10)")
+    t.add_argument("--shot", type=int, default=5, help="support images per class for the predictions (default 5)")
+    t.add_argument("--split", default="test")
+    t.add_argument("--data-dir")
+    t.add_argument("--no-download", action="store_true")
+
+
+def cmd_plot(args) -> int:
+    from .data import load_dataset
+    from .engine.build import load_learner
+
+    try:
+        from .plots.tsne import plot_tsne
+        import matplotlib, sklearn  # noqa: F401,E401
+    except ImportError as e:
+        raise KshotError(f"plots need matplotlib and scikit-learn: pip install 'kshot[plot]' ({e})") from e
+    learner, meta = load_learner(args.checkpoint)
+    data = meta.get("data", {})
+    dataset = load_dataset(data.get("dataset", "omniglot"), args.split, data.get("protocol", "vinyals"), args.data_dir,
+                           data.get("image_size", 28), not args.no_download, data.get("channels", 1))
+    info = plot_tsne(learner, dataset, args.out, args.alphabet, args.classes, args.shot)
+    print(f"wrote {args.out}: {info['points']} images of {info['classes']} classes, {info['misclassified']} misclassified")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kshot", description="Few-shot learning and meta-learning.", epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,10 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_datasets_parser(sub)
     add_pairs_parser(sub)
+    add_plot_parser(sub)
     return parser
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets, "pairs": cmd_pairs}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "datasets": cmd_datasets, "pairs": cmd_pairs, "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Pictures of what a model learned (need the `plot` extra: matplotlib, scikit-learn)."""
