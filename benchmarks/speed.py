@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from kshot.cli import machine_description
+from kshot.cli.common import machine_description
 from kshot.data import load_omniglot
 from kshot.data.sampler import episode_sampler
 from kshot.engine.build import build_learner

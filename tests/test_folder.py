@@ -1,5 +1,5 @@
 import pytest
-import torch
+
 from PIL import Image
 
 from kshot.data import episode_sampler, load_folder

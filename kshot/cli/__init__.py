@@ -1,0 +1,45 @@
+"""The `kshot` command line: one module per command."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import KshotError
+from . import datasets, evaluate, pairs, plot, train
+from .common import EPILOG, machine_description
+
+COMMANDS = {
+    "train": (train.add_train_parser, train.cmd_train),
+    "eval": (evaluate.add_eval_parser, evaluate.cmd_eval),
+    "datasets": (datasets.add_datasets_parser, datasets.cmd_datasets),
+    "pairs": (pairs.add_pairs_parser, pairs.cmd_pairs),
+    "plot": (plot.add_plot_parser, plot.cmd_plot),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kshot", description="Few-shot learning and meta-learning.", epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return COMMANDS[args.command][1](args)
+    except KshotError as e:
+        print(f"kshot {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["main", "build_parser", "machine_description"]

@@ -1,0 +1,50 @@
+"""What the commands share: the help epilog, KEY=VALUE options, the machine description, result rows."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import time
+
+from ..errors import KshotError
+
+EPILOG = "Data directory: --data-dir, else $KSHOT_DATA, else ~/.kshot/data. Decoded caches: $KSHOT_CACHE, else ~/.cache/kshot."
+
+
+def parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def key_values(items: list[str] | None, flag: str) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise KshotError(f"{flag} takes KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k] = parse_value(v)
+    return out
+
+
+def machine_description() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores {cpu}, torch {torch.__version__} threads {torch.get_num_threads()}"
+
+
+def append_row(path: str, row: dict, argv: list[str]) -> None:
+    """One JSON line with the command that produced it, the machine and the date."""
+    row = row | {"command": "kshot " + shlex.join(argv), "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")

@@ -1,0 +1,51 @@
+"""`kshot eval`: accuracy of a checkpoint on seeded test episodes."""
+from __future__ import annotations
+
+from .common import EPILOG, append_row
+
+def add_eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint on test episodes (mean accuracy and 95%% CI)",
+                       description="Evaluate a trained checkpoint on seeded test episodes of the data it was "
+                                   "trained on (or another split / data set).", epilog=EPILOG)
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run directory (uses its best)")
+    p.add_argument("--way", type=int, default=5)
+    p.add_argument("--shot", type=int, default=1)
+    p.add_argument("--query", type=int, default=15, help="queries per class (default 15)")
+    p.add_argument("--episodes", type=int, default=1000, help="test episodes (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="test")
+    p.add_argument("--dataset", help="default: the checkpoint's")
+    p.add_argument("--protocol", help="default: the checkpoint's")
+    p.add_argument("--data-dir")
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--no-feature-reuse", action="store_true",
+                   help="re-embed images in every episode (slower; for timing comparisons)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--record", metavar="JSONL", help="append the result as one JSON line to this file")
+    p.add_argument("--quiet", action="store_true")
+
+
+def cmd_eval(args) -> int:
+    from ..data import load_dataset
+    from ..engine.build import load_learner
+    from ..engine.evaluator import evaluate
+
+    learner, meta = load_learner(args.checkpoint)
+    data = meta.get("data", {})
+    cfg = meta.get("config", {})
+    dataset = args.dataset or data.get("dataset") or "omniglot"
+    protocol = args.protocol or data.get("protocol") or "vinyals"
+    data_dir = args.data_dir or (cfg.get("data_dir") if dataset == "folder" else None)
+    test = load_dataset(dataset, args.split, protocol, data_dir, data.get("image_size", 28),
+                        not args.no_download, data.get("channels", 1))
+    result = evaluate(learner, test, args.way, args.shot, args.query, args.episodes, args.seed,
+                      reuse_features=not args.no_feature_reuse, progress=not args.quiet)
+    row = {"method": meta["method"], "backbone": meta["backbone"], "dataset": dataset, "protocol": protocol,
+           "split": args.split, "way": args.way, "shot": args.shot, "query": args.query, "episodes": result.episodes,
+           "accuracy": round(result.accuracy, 3), "ci95": round(result.ci95, 3), "eval_seconds": round(result.seconds, 2),
+           "checkpoint": str(args.checkpoint), "train_seconds": meta.get("train_seconds"),
+           "train_episodes": meta.get("episode")}
+    print(f"{meta['method']} {dataset}/{protocol}/{args.split} {args.way}-way {args.shot}-shot: {result}")
+    if args.record:
+        append_row(args.record, row, args.argv)
+    return 0

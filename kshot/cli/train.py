@@ -1,0 +1,75 @@
+"""`kshot train`: meta-train a learner on episodes."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from ..errors import KshotError
+from .common import EPILOG, key_values
+
+def add_train_parser(sub) -> None:
+    from ..engine.config import TrainConfig
+
+    p = sub.add_parser("train", help="meta-train a few-shot learner on episodes",
+                       description="Meta-train a learner. Defaults follow Snell et al. (2017) on Omniglot "
+                                   "(Vinyals split, 60-way 1-shot 5-query episodes, Adam 1e-3 halved every 2000 "
+                                   "episodes). Flags override a --config file, which overrides the defaults.",
+                       epilog=EPILOG)
+    d = TrainConfig()
+    p.add_argument("--out", required=True, help="run directory: checkpoints and log.jsonl go here")
+    p.add_argument("--config", help="TOML or JSON file of settings (same names as the flags, with underscores)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors if it exists")
+    p.add_argument("--method", help=f"few-shot method (default {d.method})")
+    p.add_argument("--backbone", help=f"feature extractor (default {d.backbone})")
+    p.add_argument("--method-arg", action="append", metavar="K=V", help="method option, e.g. distance=cosine")
+    p.add_argument("--backbone-arg", action="append", metavar="K=V", help="backbone option, e.g. hidden=64")
+    p.add_argument("--dataset", help=f"omniglot or folder (default {d.dataset})")
+    p.add_argument("--protocol", help=f"omniglot split protocol: vinyals or lake (default {d.protocol})")
+    p.add_argument("--data-dir", help="data directory (for folder: the folder of class folders)")
+    p.add_argument("--no-download", action="store_true", help="never download missing data")
+    for name, help_ in [("image_size", "images are resized to this square size"), ("channels", "1 grey, 3 RGB"),
+                        ("way", "classes per training episode"), ("shot", "support examples per class"),
+                        ("query", "query examples per class"), ("episodes", "training episodes in all"),
+                        ("lr", "Adam learning rate"), ("lr_step", "multiply lr by lr_gamma every this many episodes"),
+                        ("lr_gamma", "learning-rate decay factor"), ("val_way", "validation episode way"),
+                        ("val_shot", "validation shot (default: the training shot)"), ("val_query", "validation queries per class"),
+                        ("val_episodes", "validation episodes"), ("val_every", "validate every this many episodes"),
+                        ("checkpoint_seconds", "save OUT/last at least this often"), ("log_every", "log every this many episodes"),
+                        ("seed", "seed of initialisation and episodes"), ("train_split", "split to train on"),
+                        ("val_split", "split to validate on ('none' to skip)")]:
+        kind = next(f.type for f in fields(TrainConfig) if f.name == name)
+        conv = float if "float" in str(kind) else int if "int" in str(kind) else str
+        p.add_argument("--" + name.replace("_", "-"), type=conv, dest=name,
+                       help=f"{help_} (default {getattr(d, name)})")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_train(args) -> int:
+    from ..engine.config import TrainConfig, read_config_file
+    from ..engine.trainer import Trainer
+
+    values = read_config_file(args.config) if args.config else {}
+    for f in fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None and f.name not in ("method_args", "backbone_args"):
+            values[f.name] = v
+    if values.get("val_split") == "none":
+        values["val_split"] = None
+    if args.method_arg:
+        values["method_args"] = {**values.get("method_args", {}), **key_values(args.method_arg, "--method-arg")}
+    if args.backbone_arg:
+        values["backbone_args"] = {**values.get("backbone_args", {}), **key_values(args.backbone_arg, "--backbone-arg")}
+    if values.get("dataset") == "omniglot" and values.get("protocol") == "lake" and "val_split" not in values:
+        values["val_split"] = None  # Lake's protocol has no validation classes
+    config = TrainConfig.from_dict(values)
+    trainer = Trainer(config, args.out, progress=not args.quiet, allow_download=not args.no_download)
+    if args.resume and trainer.resume():
+        print(f"resuming {args.out} at episode {trainer.episode}", file=sys.stderr)
+    elif (Path(args.out) / "last.safetensors").exists():
+        raise KshotError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+    result = trainer.train()
+    print(json.dumps(result))
+    return 0
