@@ -81,3 +81,23 @@ def test_short_real_training_beats_chance_by_far(data_dir, omniglot, tmp_path):
     slow = evaluate(trainer.learner, omniglot["test"], 5, 1, 5, episodes=20, seed=0, reuse_features=False, progress=False)
     fast = evaluate(trainer.learner, omniglot["test"], 5, 1, 5, episodes=20, seed=0, progress=False)
     assert torch.allclose(slow.per_episode, fast.per_episode)
+
+
+def test_sigterm_stops_at_an_episode_boundary_and_saves(data_dir, tmp_path):
+    import os
+    import signal
+
+    trainer = Trainer(tiny(data_dir, episodes=50, val_every=100), tmp_path, progress=False)
+    draw = trainer.sampler.task
+
+    def send_sigterm_at_episode_2(dataset, i):
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-episode; the episode still completes
+        return draw(dataset, i)
+
+    trainer.sampler.task = send_sigterm_at_episode_2
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    resumed = Trainer(tiny(data_dir, episodes=50, val_every=100), tmp_path, progress=False)
+    assert resumed.resume() and resumed.episode == 3
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handler restored

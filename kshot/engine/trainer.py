@@ -8,7 +8,10 @@ path an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -36,6 +39,23 @@ def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tenso
         pid, name = key.split(".", 1)
         state.setdefault(int(pid), {})[name] = value
     opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+@contextmanager
+def stop_requests():
+    """SIGINT/SIGTERM set a flag that the loop honours between episodes, so a saved state is
+    never half an optimizer step. Outside the main thread signals stay as they are."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    request = lambda signum, frame: flag.update(stop=True)
+    previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Trainer:
@@ -117,6 +137,35 @@ class Trainer:
         return evaluate(self.learner, self.val_set, c.val_way, self.val_shot, c.val_query, c.val_episodes,
                         seed=c.seed + 1, progress=False)
 
+    def _episode(self) -> dict | None:
+        """One meta-training step; returns the log row to write, if any."""
+        c = self.config
+        t0 = time.perf_counter()
+        task = self.sampler.task(self.train_set, self.episode)
+        loss, logits = self.learner.loss(task)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.episode += 1
+        self.train_seconds += time.perf_counter() - t0
+        w = self.window
+        w[0] += loss.item()
+        w[1] += (logits.argmax(1) == task.query_labels).float().mean().item()
+        w[2] += 1
+        row = None
+        if self.episode % c.log_every == 0 or self.episode == c.episodes:
+            row = {"episode": self.episode, "loss": w[0] / w[2], "accuracy": 100 * w[1] / w[2],
+                   "lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 1)}
+            self.window = [0.0, 0.0, 0]
+        if self.val_set is not None and (self.episode % c.val_every == 0 or self.episode == c.episodes):
+            result = self.validate()
+            row = (row or {"episode": self.episode}) | {"val_accuracy": result.accuracy, "val_ci95": result.ci95}
+            if result.accuracy > self.best_val:
+                self.best_val = result.accuracy
+                self._save("best", with_optimizer=False)
+        return row
+
     def train(self) -> dict:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
@@ -125,40 +174,23 @@ class Trainer:
         last_save = time.perf_counter()
         bar = tqdm(total=c.episodes, initial=self.episode, desc=f"train {c.method}", disable=not self.progress)
         try:
-            while self.episode < c.episodes:
-                t0 = time.perf_counter()
-                task = self.sampler.task(self.train_set, self.episode)
-                loss, logits = self.learner.loss(task)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self.scheduler.step()
-                self.episode += 1
-                self.train_seconds += time.perf_counter() - t0
-                w = self.window
-                w[0] += loss.item()
-                w[1] += (logits.argmax(1) == task.query_labels).float().mean().item()
-                w[2] += 1
-                bar.update(1)
-                row = None
-                if self.episode % c.log_every == 0 or self.episode == c.episodes:
-                    row = {"episode": self.episode, "loss": w[0] / w[2], "accuracy": 100 * w[1] / w[2],
-                           "lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 1)}
-                    self.window = [0.0, 0.0, 0]
-                    bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.1f}")
-                if self.val_set is not None and (self.episode % c.val_every == 0 or self.episode == c.episodes):
-                    result = self.validate()
-                    row = (row or {"episode": self.episode}) | {"val_accuracy": result.accuracy, "val_ci95": result.ci95}
-                    if result.accuracy > self.best_val:
-                        self.best_val = result.accuracy
-                        self._save("best", with_optimizer=False)
-                    bar.write(f"episode {self.episode}: val {result}" + (" (best)" if self.best_val == result.accuracy else ""))
-                if row:
-                    self._log(row)
-                if (self.episode % c.val_every == 0 or self.episode == c.episodes
-                        or time.perf_counter() - last_save > c.checkpoint_seconds):
-                    self._save("last", with_optimizer=True)
-                    last_save = time.perf_counter()
+            with stop_requests() as flag:
+                while self.episode < c.episodes:
+                    if flag["stop"]:
+                        raise KeyboardInterrupt
+                    row = self._episode()
+                    bar.update(1)
+                    if row:
+                        self._log(row)
+                        if "loss" in row:
+                            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.1f}")
+                        if "val_accuracy" in row:
+                            best = " (best)" if row["val_accuracy"] == self.best_val else ""
+                            bar.write(f"episode {self.episode}: val {row['val_accuracy']:.2f} +- {row['val_ci95']:.2f}%{best}")
+                    if (self.episode % c.val_every == 0 or self.episode == c.episodes
+                            or time.perf_counter() - last_save > c.checkpoint_seconds):
+                        self._save("last", with_optimizer=True)
+                        last_save = time.perf_counter()
         except KeyboardInterrupt:
             self._save("last", with_optimizer=True)
             bar.write(f"interrupted: saved {self.out / 'last.safetensors'} at episode {self.episode}; rerun with --resume")
