@@ -86,3 +86,16 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
         checkpoint.save(tmp_path / "best", {"model.x": object()}, {"method": "protonet"})
     assert (tmp_path / "best.safetensors").read_bytes() == before
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_saved_files_are_readable_like_normally_created_files(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        save_protonet(tmp_path / "best")
+    finally:
+        os.umask(old)
+    for name in ("best.safetensors", "best.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

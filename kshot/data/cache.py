@@ -2,21 +2,20 @@
 
 A cache entry is a safetensors file named by a key derived from the source files'
 contents and the decoding settings, so a changed source or setting makes a new entry.
-Writes go to a temporary file first and are renamed into place: a crash never
-leaves a half-written entry behind.
+Entries are written atomically: a crash never leaves a half-written one behind.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_path
 
 CACHE_FORMAT = 1
 
@@ -32,18 +31,6 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 def cache_key(parts: dict) -> str:
     blob = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
-
-
-def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def cached_tensors(
@@ -67,7 +54,8 @@ def cached_tensors(
             pass  # damaged entry: rebuild below
     tensors, info = build()
     try:
-        atomic_save_tensors(tensors, path, {"info": json.dumps(info)})
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"info": json.dumps(info)})
     except OSError:
         pass
     return tensors, info

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..errors import DataError
 
 
@@ -33,12 +32,9 @@ def verify(path: Path, digest: str) -> bool:
 
 def download(remote: Remote, directory: Path, timeout: float = 60.0) -> Path:
     """Download `remote` into `directory`; the file appears only once its checksum matches."""
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / remote.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(target, suffix=".part") as tmp:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(remote.url, timeout=timeout) as resp:
                     total = int(resp.headers.get("Content-Length") or 0) or None
@@ -51,10 +47,6 @@ def download(remote: Remote, directory: Path, timeout: float = 60.0) -> Path:
                     f"could not download {remote.url} ({e}). Without internet, copy {remote.filename} "
                     f"into {directory} by hand, or point --data-dir / KSHOT_DATA at a directory that has it."
                 ) from e
-        if not verify(Path(tmp), remote.digest):
+        if not verify(tmp, remote.digest):
             raise DataError(f"downloaded {remote.filename} does not match its checksum {remote.digest}; try again")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target

@@ -8,8 +8,6 @@ saving leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..atomic import atomic_path
 from ..errors import CheckpointError
 
 FORMAT = "kshot-checkpoint"
@@ -38,18 +37,10 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "version": VERSION, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
     text = json.dumps(meta, indent=2, sort_keys=True)
-    for target, writer in ((path, "tensors"), (path.with_suffix(".json"), "json")):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            if writer == "tensors":
-                save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata={"kshot": text})
-            else:
-                Path(tmp).write_text(text + "\n")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata={"kshot": text})
+    with atomic_path(path.with_suffix(".json")) as tmp:  # a copy for people; loading reads the header
+        tmp.write_text(text + "\n")
     return path
 
 
