@@ -55,7 +55,7 @@ class ClassIndexedDataset:
         return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        label = int(torch.searchsorted(self.offsets, torch.tensor(i), right=True)) - 1
+        label = int(torch.searchsorted(self.offsets, torch.tensor(int(i)), right=True)) - 1
         return self.fetch(torch.tensor([i]))[0], label
 
     def class_items(self, c: int) -> Tensor:

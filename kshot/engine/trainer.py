@@ -164,6 +164,7 @@ class Trainer:
             if result.accuracy > self.best_val:
                 self.best_val = result.accuracy
                 self._save("best", with_optimizer=False)
+                row["saved_best"] = True
         return row
 
     def train(self) -> dict:
@@ -185,7 +186,7 @@ class Trainer:
                         if "loss" in row:
                             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.1f}")
                         if "val_accuracy" in row:
-                            best = " (best)" if row["val_accuracy"] == self.best_val else ""
+                            best = " (best so far: saved)" if row.get("saved_best") else ""
                             bar.write(f"episode {self.episode}: val {row['val_accuracy']:.2f} +- {row['val_ci95']:.2f}%{best}")
                     if (self.episode % c.val_every == 0 or self.episode == c.episodes
                             or time.perf_counter() - last_save > c.checkpoint_seconds):
