@@ -29,6 +29,21 @@ def key_values(items: list[str] | None, flag: str) -> dict:
     return out
 
 
+def checkpoint_data(meta: dict, split: str, dataset: str | None = None, protocol: str | None = None,
+                    data_dir: str | None = None, allow_download: bool = True):
+    """(dataset name, protocol, split of it) that a checkpoint was trained on, unless overridden.
+    A folder data set defaults to the folder it was trained from."""
+    from ..data import load_dataset
+
+    data, cfg = meta.get("data", {}), meta.get("config", {})
+    dataset = dataset or data.get("dataset") or "omniglot"
+    protocol = protocol or data.get("protocol") or "vinyals"
+    data_dir = data_dir or (cfg.get("data_dir") if dataset == "folder" else None)
+    loaded = load_dataset(dataset, split, protocol, data_dir, data.get("image_size", 28), allow_download,
+                          data.get("channels", 1))
+    return dataset, protocol, loaded
+
+
 def machine_description() -> str:
     import torch
 

@@ -12,6 +12,7 @@ def add_datasets_parser(sub) -> None:
 
 
 def cmd_datasets(args) -> int:
+    from ..data.mnist import FILES as MNIST_FILES
     from ..data.omniglot import PROTOCOLS, SPLIT_FILES, ZIPS
     from ..paths import default_cache_dir, default_data_dir
 
@@ -24,5 +25,9 @@ def cmd_datasets(args) -> int:
     print(f"omniglot: {state} in {root / 'omniglot'}")
     for protocol, splits in PROTOCOLS.items():
         print(f"  --protocol {protocol}: splits {', '.join(splits)}")
+    mnist = [r.filename for pair in MNIST_FILES.values() for r in pair]
+    have = sum((root / "mnist" / f).exists() for f in mnist)
+    print(f"mnist: {'found' if have == len(mnist) else f'{have}/{len(mnist)} files found; the rest download on first use'}"
+          f" in {root / 'mnist'} (splits train, test)")
     print("folder: your own images, --dataset folder --data-dir DIR (DIR/<class>/*.png, or DIR/{train,val,test}/<class>/...)")
     return 0

@@ -1,7 +1,7 @@
 """`kshot eval`: accuracy of a checkpoint on seeded test episodes."""
 from __future__ import annotations
 
-from .common import EPILOG, append_row
+from .common import EPILOG, append_row, checkpoint_data
 
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint on test episodes (mean accuracy and 95%% CI)",
@@ -26,18 +26,12 @@ def add_eval_parser(sub) -> None:
 
 
 def cmd_eval(args) -> int:
-    from ..data import load_dataset
     from ..engine.build import load_learner
     from ..engine.evaluator import evaluate
 
     learner, meta = load_learner(args.checkpoint)
-    data = meta.get("data", {})
-    cfg = meta.get("config", {})
-    dataset = args.dataset or data.get("dataset") or "omniglot"
-    protocol = args.protocol or data.get("protocol") or "vinyals"
-    data_dir = args.data_dir or (cfg.get("data_dir") if dataset == "folder" else None)
-    test = load_dataset(dataset, args.split, protocol, data_dir, data.get("image_size", 28),
-                        not args.no_download, data.get("channels", 1))
+    dataset, protocol, test = checkpoint_data(meta, args.split, args.dataset, args.protocol, args.data_dir,
+                                              not args.no_download)
     result = evaluate(learner, test, args.way, args.shot, args.query, args.episodes, args.seed,
                       reuse_features=not args.no_feature_reuse, progress=not args.quiet)
     row = {"method": meta["method"], "backbone": meta["backbone"], "dataset": dataset, "protocol": protocol,

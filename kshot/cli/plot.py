@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import KshotError
-from .common import EPILOG
+from .common import EPILOG, checkpoint_data
 
 def add_plot_parser(sub) -> None:
     p = sub.add_parser("plot", help="draw pictures of a trained model (t-SNE of embeddings)")
@@ -20,7 +20,6 @@ def add_plot_parser(sub) -> None:
 
 
 def cmd_plot(args) -> int:
-    from ..data import load_dataset
     from ..engine.build import load_learner
 
     try:
@@ -31,9 +30,7 @@ def cmd_plot(args) -> int:
     except ImportError as e:
         raise KshotError(f"plots need matplotlib and scikit-learn: pip install 'kshot[plot]' ({e})") from e
     learner, meta = load_learner(args.checkpoint)
-    data = meta.get("data", {})
-    dataset = load_dataset(data.get("dataset", "omniglot"), args.split, data.get("protocol", "vinyals"), args.data_dir,
-                           data.get("image_size", 28), not args.no_download, data.get("channels", 1))
+    _, _, dataset = checkpoint_data(meta, args.split, data_dir=args.data_dir, allow_download=not args.no_download)
     info = plot_tsne(learner, dataset, args.out, args.alphabet, args.classes, args.shot)
     print(f"wrote {args.out}: {info['points']} images of {info['classes']} classes, {info['misclassified']} misclassified")
     return 0

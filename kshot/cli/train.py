@@ -25,7 +25,7 @@ def add_train_parser(sub) -> None:
     p.add_argument("--backbone", help=f"feature extractor (default {d.backbone})")
     p.add_argument("--method-arg", action="append", metavar="K=V", help="method option, e.g. distance=cosine")
     p.add_argument("--backbone-arg", action="append", metavar="K=V", help="backbone option, e.g. hidden=64")
-    p.add_argument("--dataset", help=f"omniglot or folder (default {d.dataset})")
+    p.add_argument("--dataset", help=f"omniglot, mnist or folder (default {d.dataset})")
     p.add_argument("--protocol", help=f"omniglot split protocol: vinyals or lake (default {d.protocol})")
     p.add_argument("--data-dir", help="data directory (for folder: the folder of class folders)")
     p.add_argument("--no-download", action="store_true", help="never download missing data")

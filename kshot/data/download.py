@@ -1,7 +1,6 @@
 """Fetch a file from its official home with a progress bar, and check its checksum."""
 from __future__ import annotations
 
-import hashlib
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..errors import DataError
+from .cache import file_digest
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,7 @@ class Remote:
 
 def verify(path: Path, digest: str) -> bool:
     algorithm, expected = digest.split(":", 1)
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest() == expected
+    return file_digest(path, algorithm) == expected
 
 
 def download(remote: Remote, directory: Path, timeout: float = 60.0) -> Path:

@@ -13,8 +13,7 @@ from ..learners.siamese import SiameseNet
 
 
 def pair_logits(net: SiameseNet, dataset: ClassIndexedDataset, first, second):
-    a, b = net.embed(dataset.fetch(first)), net.embed(dataset.fetch(second))
-    return net.pair_head((a - b).abs()).squeeze(1)
+    return net.same_logits(net.embed(dataset.fetch(first)), net.embed(dataset.fetch(second)))
 
 
 def train_pairs(net: SiameseNet, dataset: ClassIndexedDataset, steps: int, batch: int = 128, lr: float = 1e-3,

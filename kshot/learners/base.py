@@ -54,10 +54,14 @@ class MetricLearner(Learner):
         classify = self.head(self.embed(support), support_labels, way)
         return lambda query: classify(self.embed(query))
 
-    def loss(self, task: Task) -> tuple[Tensor, Tensor]:
-        # One forward pass over support and query together (as the papers' code does):
-        # batch statistics then cover the whole episode, and it is faster than two passes.
+    def episode_features(self, task: Task) -> tuple[Tensor, Tensor]:
+        """(support features, query features) from one forward pass over the whole episode,
+        as the papers' code does: batch statistics cover the episode, and it beats two passes."""
         n = task.support.shape[0]
         features = self.embed(torch.cat([task.support, task.query]))
-        logits = self.head(features[:n], task.support_labels, task.way)(features[n:])
+        return features[:n], features[n:]
+
+    def loss(self, task: Task) -> tuple[Tensor, Tensor]:
+        support, query = self.episode_features(task)
+        logits = self.head(support, task.support_labels, task.way)(query)
         return F.cross_entropy(logits, task.query_labels), logits

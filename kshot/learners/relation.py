@@ -54,7 +54,6 @@ class RelationNet(MetricLearner):
         return classify
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:
-        n = task.support.shape[0]
-        features = self.embed(torch.cat([task.support, task.query]))
-        scores = self.head(features[:n], task.support_labels, task.way)(features[n:])
+        support, query = self.episode_features(task)
+        scores = self.head(support, task.support_labels, task.way)(query)
         return F.mse_loss(scores, F.one_hot(task.query_labels, task.way).to(scores.dtype)), scores

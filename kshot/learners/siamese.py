@@ -26,9 +26,13 @@ class SiameseNet(MetricLearner):
         super().__init__(encoder)
         self.pair_head = nn.Linear(dim, 1)  # the weighted L1 distance; sigmoid gives P(same)
 
+    def same_logits(self, a: Tensor, b: Tensor) -> Tensor:
+        """Pre-sigmoid 'same class' score of embeddings a and b (broadcast against each other)."""
+        return self.pair_head((a - b).abs()).squeeze(-1)
+
     def pair_logits(self, a: Tensor, b: Tensor) -> Tensor:
-        """[len(a), len(b)] pre-sigmoid 'same class' scores of every pair."""
-        return self.pair_head((a.unsqueeze(1) - b.unsqueeze(0)).abs()).squeeze(-1)
+        """[len(a), len(b)] scores of every pair."""
+        return self.same_logits(a.unsqueeze(1), b.unsqueeze(0))
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
         def classify(query_features: Tensor) -> Tensor:
@@ -39,9 +43,7 @@ class SiameseNet(MetricLearner):
         return classify
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:
-        n = task.support.shape[0]
-        features = self.embed(torch.cat([task.support, task.query]))
-        s, q = features[:n], features[n:]
+        s, q = self.episode_features(task)
         pair = self.pair_logits(q, s)
         same = (task.query_labels.unsqueeze(1) == task.support_labels.unsqueeze(0)).to(pair.dtype)
         bce = F.binary_cross_entropy_with_logits(pair, same, reduction="none")

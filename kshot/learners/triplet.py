@@ -7,7 +7,6 @@ Euclidean distances between L2-normalised embeddings.
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -42,8 +41,6 @@ class TripletNet(MetricLearner):
         return lambda q: -squared_euclidean(q, prototypes)
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:
-        n = task.support.shape[0]
-        features = self.embed(torch.cat([task.support, task.query]))
-        s, q = features[:n], features[n:]
+        s, q = self.episode_features(task)
         loss = triplet_loss(q, task.query_labels, s, task.support_labels, self.margin)
         return loss, self.head(s, task.support_labels, task.way)(q)
