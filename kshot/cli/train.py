@@ -15,7 +15,9 @@ def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="meta-train a few-shot learner on episodes",
                        description="Meta-train a learner. Defaults follow Snell et al. (2017) on Omniglot "
                                    "(Vinyals split, 60-way 1-shot 5-query episodes, Adam 1e-3 halved every 2000 "
-                                   "episodes). Flags override a --config file, which overrides the defaults.",
+                                   "episodes). A method may bring its own paper's defaults (MAML: 5-way, meta-batch 32; "
+                                   "Reptile: SGD with linear decay). Flags override a --config file, which overrides "
+                                   "the method's defaults, which override the general ones.",
                        epilog=EPILOG)
     d = TrainConfig()
     p.add_argument("--out", required=True, help="run directory: checkpoints and log.jsonl go here")
@@ -31,8 +33,10 @@ def add_train_parser(sub) -> None:
     p.add_argument("--no-download", action="store_true", help="never download missing data")
     for name, help_ in [("image_size", "images are resized to this square size"), ("channels", "1 grey, 3 RGB"),
                         ("way", "classes per training episode"), ("shot", "support examples per class"),
-                        ("query", "query examples per class"), ("episodes", "training episodes in all"),
-                        ("lr", "Adam learning rate"), ("lr_step", "multiply lr by lr_gamma every this many episodes"),
+                        ("query", "query examples per class"), ("episodes", "outer training steps in all"),
+                        ("meta_batch", "episodes per outer step (MAML family)"),
+                        ("optimizer", "outer optimizer: adam or sgd"), ("lr", "outer learning rate"),
+                        ("lr_schedule", "step (decay by lr_gamma every lr_step) or linear (to 0)"), ("lr_step", "multiply lr by lr_gamma every this many episodes"),
                         ("lr_gamma", "learning-rate decay factor"), ("val_way", "validation episode way"),
                         ("val_shot", "validation shot (default: the training shot)"), ("val_query", "validation queries per class"),
                         ("val_episodes", "validation episodes"), ("val_every", "validate every this many episodes"),

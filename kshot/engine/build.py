@@ -14,6 +14,13 @@ def effective_backbone_args(method: str, backbone_args: dict | None) -> dict:
     return {**getattr(METHODS.get(method), "backbone_defaults", {}), **(backbone_args or {})}
 
 
+def effective_method_args(method: str, method_args: dict | None, way: int, input_shape: list[int]) -> dict:
+    """Methods with a fixed output layer (MAML family) are told the task's way and input shape."""
+    if getattr(METHODS.get(method), "needs_task_shape", False):
+        return {"way": way, "input_shape": input_shape, **(method_args or {})}
+    return dict(method_args or {})
+
+
 def build_learner(method: str, backbone: str, backbone_args: dict | None = None, method_args: dict | None = None) -> Learner:
     encoder = BACKBONES.get(backbone)(**effective_backbone_args(method, backbone_args))
     try:

@@ -21,7 +21,7 @@ from ..data import load_dataset
 from ..data.sampler import episode_sampler
 from ..errors import CheckpointError
 from . import checkpoint
-from .build import build_learner, effective_backbone_args, learner_meta
+from .build import build_learner, effective_backbone_args, effective_method_args, learner_meta
 from .config import TrainConfig
 from .evaluator import evaluate
 
@@ -66,17 +66,22 @@ class Trainer:
         load = lambda split: load_dataset(c.dataset, split, c.protocol, c.data_dir, c.image_size, allow_download, c.channels)
         self.train_set = load(c.train_split)
         self.val_set = load(c.val_split) if c.val_split else None
-        self.sampler = episode_sampler(self.train_set, c.way, c.shot, c.query, c.episodes, c.seed)
+        self.sampler = episode_sampler(self.train_set, c.way, c.shot, c.query, c.episodes * c.meta_batch, c.seed)
         if self.val_set is not None:  # fail now, not after an hour of training
             episode_sampler(self.val_set, c.val_way, self.val_shot, c.val_query, 1)
         torch.manual_seed(c.seed)
         backbone_args = effective_backbone_args(c.method, {"in_channels": c.channels, **c.backbone_args})
-        self.learner = build_learner(c.method, c.backbone, backbone_args, c.method_args)
-        self.meta = {**learner_meta(c.method, c.backbone, backbone_args, c.method_args),
+        method_args = effective_method_args(c.method, c.method_args, c.way, [c.channels, c.image_size, c.image_size])
+        self.learner = build_learner(c.method, c.backbone, backbone_args, method_args)
+        self.meta = {**learner_meta(c.method, c.backbone, backbone_args, method_args),
                      "data": {k: self.train_set.meta.get(k) for k in ("dataset", "protocol", "image_size")} | {"channels": c.channels},
                      "config": c.to_dict()}
-        self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=c.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, c.lr_step, c.lr_gamma)
+        optimizer = torch.optim.Adam if c.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = optimizer(self.learner.parameters(), lr=c.lr)
+        if c.lr_schedule == "linear":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: max(0.0, 1 - step / c.episodes))
+        else:
+            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, c.lr_step, c.lr_gamma)
         self.episode, self.best_val, self.train_seconds = 0, -1.0, 0.0
         self.window = [0.0, 0.0, 0]  # loss sum, accuracy sum, episodes since the last log row
 
@@ -141,8 +146,8 @@ class Trainer:
         """One meta-training step; returns the log row to write, if any."""
         c = self.config
         t0 = time.perf_counter()
-        task = self.sampler.task(self.train_set, self.episode)
-        loss, logits = self.learner.loss(task)
+        tasks = [self.sampler.task(self.train_set, self.episode * c.meta_batch + j) for j in range(c.meta_batch)]
+        loss, logits = self.learner.meta_loss(tasks)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -151,7 +156,7 @@ class Trainer:
         self.train_seconds += time.perf_counter() - t0
         w = self.window
         w[0] += loss.item()
-        w[1] += (logits.argmax(1) == task.query_labels).float().mean().item()
+        w[1] += (logits.argmax(-1) == torch.stack([t.query_labels for t in tasks])).float().mean().item()
         w[2] += 1
         row = None
         if self.episode % c.log_every == 0 or self.episode == c.episodes:
@@ -170,7 +175,7 @@ class Trainer:
     def train(self) -> dict:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        self.sampler.episodes = c.episodes
+        self.sampler.episodes = c.episodes * c.meta_batch
         self.learner.train()
         last_save = time.perf_counter()
         bar = tqdm(total=c.episodes, initial=self.episode, desc=f"train {c.method}", disable=not self.progress)

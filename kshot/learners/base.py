@@ -30,6 +30,12 @@ class Learner(nn.Module):
         logits = self.adapt(task.support, task.support_labels, task.way)(task.query)
         return F.cross_entropy(logits, task.query_labels), logits
 
+    def meta_loss(self, tasks: list[Task]) -> tuple[Tensor, Tensor]:
+        """(mean loss, stacked query logits [tasks, n_query, way]) of a meta-batch of episodes;
+        optimization-based learners override it to batch the tasks."""
+        pairs = [self.loss(t) for t in tasks]
+        return torch.stack([l for l, _ in pairs]).mean(), torch.stack([z for _, z in pairs])
+
 
 class MetricLearner(Learner):
     """A method that embeds every input independently and compares embeddings.

@@ -1,15 +1,19 @@
 """Conv-4, the backbone of Matching/Prototypical/Relation Networks and MAML:
-4 x [conv 3x3 (64 channels), BatchNorm, ReLU, max-pool 2]."""
+4 x [conv 3x3 (64 channels), BatchNorm, ReLU, max-pool 2].
+
+`norm="batch"` keeps running statistics for test time (metric methods); `norm="task"`
+always normalises with the statistics of the current batch, as MAML does (see norm.py)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from .norm import norm_layer
 from .registry import BACKBONES
 
 
-def conv_block(in_channels: int, out_channels: int, pool: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels)]
+def conv_block(in_channels: int, out_channels: int, pool: bool = True, norm: str = "batch") -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1), norm_layer(norm, out_channels)]
     # Pooling before ReLU is exactly the same function (max-pool and ReLU commute, both
     # monotone) but runs ReLU and its backward on 4x fewer elements: ~15% faster on CPU.
     if pool:
@@ -20,17 +24,21 @@ def conv_block(in_channels: int, out_channels: int, pool: bool = True) -> nn.Seq
 
 class Conv4(nn.Module):
     def __init__(self, in_channels: int = 1, hidden: int = 64, out_channels: int = 64, depth: int = 4,
-                 pooled_blocks: int | None = None, flatten: bool = True):
+                 pooled_blocks: int | None = None, flatten: bool = True, norm: str = "batch",
+                 channels_last: bool = True):
         super().__init__()
         pooled = depth if pooled_blocks is None else pooled_blocks
         widths = [in_channels] + [hidden] * (depth - 1) + [out_channels]
-        self.blocks = nn.Sequential(*[conv_block(widths[i], widths[i + 1], pool=i < pooled) for i in range(depth)])
+        self.blocks = nn.Sequential(*[conv_block(widths[i], widths[i + 1], pool=i < pooled, norm=norm) for i in range(depth)])
         self.flatten = flatten
         # Channels-last runs the oneDNN convolutions without layout conversions (1.3-1.8x on CPU).
-        self.to(memory_format=torch.channels_last)
+        # torch.func.vmap cannot query memory formats, so vmapped learners (MAML) turn it off.
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self.blocks(x.contiguous(memory_format=torch.channels_last))
+        z = self.blocks(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
         return z.flatten(1) if self.flatten else z
 
 

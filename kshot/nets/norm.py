@@ -1,0 +1,58 @@
+"""Normalisation layers for episodic learners.
+
+`TaskBatchNorm2d` always uses the statistics of the batch it sees, in training and at
+test time, as MAML does (Finn et al. 2017 keep no running statistics). Setting
+`reference_rows = n` takes the statistics from the first n rows only: a learner puts the
+support set first, so query images are normalised with support statistics and cannot
+influence each other's predictions (no transductive leak).
+
+The statistics are computed with plain tensor operations rather than `F.batch_norm`:
+under `torch.func.vmap` the fused batch-norm kernel gives wrong second-order gradients
+for its affine parameters (torch 2.13/2.14); composite operations differentiate exactly.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+
+class TaskBatchNorm2d(nn.Module):
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.reference_rows: int | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        ref = x if self.reference_rows is None else x[: self.reference_rows]
+        mean = ref.mean(dim=(0, 2, 3), keepdim=True)
+        var = (ref - mean).pow(2).mean(dim=(0, 2, 3), keepdim=True)
+        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+
+
+@contextmanager
+def reference_rows(module: nn.Module, rows: int | None) -> Iterator[None]:
+    """Within the block, every TaskBatchNorm2d in `module` takes its statistics from the first `rows` rows."""
+    layers = [m for m in module.modules() if isinstance(m, TaskBatchNorm2d)]
+    for m in layers:
+        m.reference_rows = rows
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.reference_rows = None
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "task":
+        return TaskBatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'task' or 'none', not {kind!r}")

@@ -1,0 +1,214 @@
+"""MAML family: exact meta-gradients, the first-order term, vmap vs loop, the papers' updates."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kshot.data.sampler import Task
+from kshot.engine.build import build_learner
+from kshot.errors import ConfigError
+from kshot.learners.functional import gradient_steps
+from kshot.learners.maml import ANIL, MAML, FirstOrderMAML, MetaSGD
+from kshot.learners.meta_lstm import MetaLSTM
+from kshot.learners.reptile import Reptile
+from kshot.nets.conv4 import Conv4
+
+WAY = 3
+
+
+def small_conv(norm="task"):
+    return Conv4(in_channels=1, hidden=4, out_channels=4, depth=2, norm=norm, channels_last=False)
+
+
+def learner(cls=MAML, norm="task", **kw):
+    return cls(small_conv(norm), way=WAY, input_shape=[1, 8, 8], **kw).double()
+
+
+def random_tasks(n, shot=2, query=2):
+    labels = lambda k: torch.arange(WAY).repeat_interleave(k)
+    return [Task(torch.randn(WAY * shot, 1, 8, 8, dtype=torch.float64), labels(shot),
+                 torch.randn(WAY * query, 1, 8, 8, dtype=torch.float64), labels(query), WAY, torch.arange(WAY))
+            for _ in range(n)]
+
+
+def meta_gradient(model, tasks):
+    model.zero_grad()
+    model.meta_loss(tasks)[0].backward()
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
+
+def test_second_order_meta_gradient_matches_finite_differences():
+    model = learner(inner_steps=2, inner_lr=0.3)
+    tasks = random_tasks(2)
+    grad = meta_gradient(model, tasks)
+    params = list(model.parameters())
+    for _ in range(3):  # directional derivatives along random directions
+        direction = [torch.randn_like(p) for p in params]
+        def loss_at(eps):
+            with torch.no_grad():
+                for p, d in zip(params, direction):
+                    p.add_(eps * d)
+            value = model.meta_loss(tasks)[0].item()
+            with torch.no_grad():
+                for p, d in zip(params, direction):
+                    p.sub_(eps * d)
+            return value
+        eps = 1e-5
+        numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
+        analytic = (grad * torch.cat([d.reshape(-1) for d in direction])).sum().item()
+        assert abs(numeric - analytic) < 1e-6 * max(1.0, abs(analytic)), (numeric, analytic)
+
+
+def test_first_order_drops_exactly_the_hessian_term():
+    """One inner step: d/dtheta L_q(theta - a g_s) = (I - a H_s) grad L_q(phi); first order keeps grad L_q(phi)."""
+    second = learner(inner_steps=1, inner_lr=0.4)
+    first = copy.deepcopy(second)
+    first.first_order = True
+    (task,) = random_tasks(1)
+    g2, g1 = meta_gradient(second, [task]), meta_gradient(first, [task])
+    theta = {k: v.detach() for k, v in second.f.params().items()}
+    support_loss = lambda p: F.cross_entropy(second.f(p, task.support), task.support_labels)
+    grad_s = torch.func.grad(support_loss)(theta)
+    phi = {k: theta[k] - 0.4 * grad_s[k] for k in theta}
+    grad_q = torch.func.grad(lambda p: F.cross_entropy(second.f(p, task.query), task.query_labels))(phi)
+    _, hvp = torch.func.jvp(torch.func.grad(support_loss), (theta,), (grad_q,))  # H_s @ grad_q
+    dropped = torch.cat([(-0.4 * hvp[k]).reshape(-1) for k in theta])
+    assert torch.allclose(g1, torch.cat([grad_q[k].reshape(-1) for k in theta]), atol=1e-10)
+    assert torch.allclose(g2 - g1, dropped, atol=1e-10)
+    assert dropped.abs().max() > 1e-4  # the term is not trivially zero here
+
+
+@pytest.mark.parametrize("cls", [MAML, FirstOrderMAML, MetaSGD, ANIL])
+@pytest.mark.parametrize("bn", ["transductive", "support"])
+def test_vmap_over_tasks_equals_the_per_task_loop(cls, bn):
+    model = learner(cls, inner_steps=2, bn=bn)
+    tasks = random_tasks(3)
+    model.vectorize = "vmap"
+    fast = meta_gradient(model, tasks)
+    model.vectorize = "loop"
+    slow = meta_gradient(model, tasks)
+    assert torch.allclose(fast, slow, atol=1e-12)
+
+
+def test_torch_batchnorm_never_takes_the_vmap_path():
+    """torch's fused BatchNorm gives wrong second-order gradients under vmap: the learner must loop."""
+    model = learner(norm="batch", vectorize="vmap")
+    assert not model.vectorizable()
+    assert learner(norm="task", vectorize="vmap").vectorizable()
+
+
+@pytest.mark.parametrize("cls", [MAML, MetaSGD, ANIL, Reptile, MetaLSTM])
+def test_adaptation_lowers_the_support_loss(cls):
+    model = learner(cls, inner_lr=0.1).eval()  # a step size this toy's loss does not overshoot
+    (task,) = random_tasks(1, shot=3)
+    if cls is MetaLSTM:  # its initial input gate is ~0.01: give it a usable step to test the wiring
+        nn.init.constant_(model.writer.input.bias, 0.0)
+    before = F.cross_entropy(model.f(model.f.params(), task.support), task.support_labels)
+    after = F.cross_entropy(model.adapt(task.support, task.support_labels, WAY)(task.support), task.support_labels)
+    assert after < before - 1e-3
+
+
+def test_meta_sgd_inner_step_is_theta_minus_alpha_times_gradient():
+    model = learner(MetaSGD, inner_steps=1)
+    with torch.no_grad():
+        for alpha in model.step_size_list:
+            alpha.uniform_(0.01, 0.5)
+    (task,) = random_tasks(1)
+    theta = {k: v.detach() for k, v in model.f.params().items()}
+    grads = torch.func.grad(lambda p: F.cross_entropy(model.f(p, task.support), task.support_labels))(theta)
+    adapted = model.inner_loop(theta, task.support, task.support_labels, 1)
+    for (k, t), alpha in zip(theta.items(), model.step_size_list):
+        assert torch.allclose(adapted[k], t - alpha * grads[k], atol=1e-12)
+    # and the step sizes are meta-learned: they receive a gradient
+    meta_gradient(model, [task])
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in model.step_size_list)
+
+
+def test_anil_adapts_the_head_only():
+    model = learner(ANIL, inner_steps=3)
+    (task,) = random_tasks(1)
+    theta = {k: v.detach() for k, v in model.f.params().items()}
+    adapted = model.inner_loop(theta, task.support, task.support_labels, 3)
+    changed = {k for k in theta if not torch.equal(theta[k], adapted[k])}
+    assert changed == {"2.weight", "2.bias"}
+
+
+def test_reptile_step_moves_theta_toward_the_mean_adapted_weights():
+    model = learner(Reptile, inner_steps=3, inner_lr=0.2)
+    tasks = random_tasks(2)
+    theta = {k: v.detach().clone() for k, v in model.f.params().items()}
+    adapted = []
+    for t in tasks:  # the paper's inner loop written out with autograd: plain SGD on the support
+        phi = {k: v.clone().requires_grad_() for k, v in theta.items()}
+        for _ in range(3):
+            loss = F.cross_entropy(model.f(phi, t.support), t.support_labels)
+            g = torch.autograd.grad(loss, list(phi.values()))
+            phi = {k: (v - 0.2 * gk).detach().requires_grad_() for (k, v), gk in zip(phi.items(), g)}
+        adapted.append(phi)
+    eps = 0.5
+    opt = torch.optim.SGD(model.parameters(), lr=eps)
+    opt.zero_grad()
+    model.meta_loss(tasks)[0].backward()
+    opt.step()
+    for k, p in model.f.params().items():
+        mean_phi = sum(a[k].detach() for a in adapted) / 2
+        assert torch.allclose(p, theta[k] + eps * (mean_phi - theta[k]), atol=1e-10), k
+
+
+def test_meta_lstm_update_is_forget_times_theta_minus_input_times_gradient():
+    model = learner(MetaLSTM)
+    with torch.no_grad():  # gates fixed: f = 1, i = 0.1, so one step must be SGD with step 0.1
+        model.writer.forget.weight.zero_(), model.writer.forget.bias.fill_(60.0)
+        model.writer.input.weight.zero_(), model.writer.input.bias.fill_(torch.logit(torch.tensor(0.1)).item())
+    (task,) = random_tasks(1)
+    theta = {k: v.detach() for k, v in model.f.params().items()}
+    loss_of = lambda p: F.cross_entropy(model.f(p, task.support), task.support_labels)
+    expected = gradient_steps(loss_of, theta, 2, 0.1)
+    got = model.inner_loop(theta, task.support, task.support_labels, 2)
+    for k in theta:
+        assert torch.allclose(got[k], expected[k], atol=1e-10), k
+
+
+def test_a_model_with_a_fixed_head_refuses_another_way():
+    model = learner()
+    (task,) = random_tasks(1)
+    with pytest.raises(ConfigError, match="3-way output layer"):
+        model.adapt(task.support, task.support_labels, 5)
+
+
+def test_any_user_module_works_as_the_body():
+    body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Tanh())
+    model = MAML(body, way=WAY, input_shape=[1, 8, 8], inner_steps=2).double()
+    assert meta_gradient(model, random_tasks(2)).abs().sum() > 0
+
+
+def test_trainer_defaults_come_from_the_method_paper():
+    from kshot.engine.config import TrainConfig
+
+    c = TrainConfig.from_dict({"method": "maml"})
+    assert (c.way, c.meta_batch, c.lr) == (5, 32, 1e-3)
+    assert TrainConfig.from_dict({"method": "maml", "meta_batch": 4}).meta_batch == 4
+    r = TrainConfig.from_dict({"method": "reptile"})
+    assert (r.optimizer, r.lr_schedule) == ("sgd", "linear")
+
+
+def test_short_real_maml_run_beats_chance(data_dir, omniglot, tmp_path):
+    from kshot.engine.config import TrainConfig
+    from kshot.engine.evaluator import evaluate
+    from kshot.engine.trainer import Trainer
+
+    config = TrainConfig.from_dict(dict(method="maml", data_dir=str(data_dir), way=5, shot=1, query=5, meta_batch=2,
+                                        episodes=60, lr=5e-3, val_split=None, log_every=25,
+                                        backbone_args={"hidden": 16, "out_channels": 16}))
+    trainer = Trainer(config, tmp_path, progress=False)
+    trainer.train()
+    result = evaluate(trainer.learner, omniglot["test"], 5, 1, 5, episodes=40, seed=0, progress=False)
+    assert result.accuracy > 50.0, result  # chance is 20%
+    from kshot.engine.build import load_learner
+
+    restored, meta = load_learner(tmp_path / "best.safetensors")
+    assert meta["method_args"]["way"] == 5
+    again = evaluate(restored, omniglot["test"], 5, 1, 5, episodes=40, seed=0, progress=False)
+    assert torch.allclose(again.per_episode, result.per_episode)
