@@ -38,7 +38,7 @@ def test_eval_of_a_non_checkpoint_fails_cleanly(tmp_path, capsys):
 
 def test_unknown_method_lists_the_known_ones(data_dir, tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "r"), "--method", "nope", "--data-dir", str(data_dir), "--no-download"]) == 2
-    assert "unknown method 'nope'; choose one of: matching, protonet, relation, siamese, triplet" in capsys.readouterr().err
+    assert "unknown method 'nope'; choose one of: anil, fomaml, maml, matching, metalstm, metasgd, protonet, relation, reptile, siamese, triplet" in capsys.readouterr().err
 
 
 def test_datasets_lists_omniglot(data_dir, capsys):
