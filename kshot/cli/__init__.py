@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..errors import KshotError
-from . import datasets, evaluate, pairs, plot, train
+from . import datasets, evaluate, pairs, plot, sinusoid, train
 from .common import EPILOG, machine_description
 
 COMMANDS = {
@@ -14,6 +14,7 @@ COMMANDS = {
     "datasets": (datasets.add_datasets_parser, datasets.cmd_datasets),
     "pairs": (pairs.add_pairs_parser, pairs.cmd_pairs),
     "plot": (plot.add_plot_parser, plot.cmd_plot),
+    "sinusoid": (sinusoid.add_sinusoid_parser, sinusoid.cmd_sinusoid),
 }
 
 
