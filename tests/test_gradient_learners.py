@@ -212,3 +212,34 @@ def test_short_real_maml_run_beats_chance(data_dir, omniglot, tmp_path):
     assert meta["method_args"]["way"] == 5
     again = evaluate(restored, omniglot["test"], 5, 1, 5, episodes=40, seed=0, progress=False)
     assert torch.allclose(again.per_episode, result.per_episode)
+
+
+@pytest.mark.parametrize("cls", [MAML, Reptile])
+def test_meta_step_accumulates_the_same_gradient_as_meta_loss(cls):
+    model = learner(cls, inner_steps=2)
+    tasks = random_tasks(3)
+    expected = meta_gradient(model, tasks)
+    model.zero_grad()
+    value, logits = model.meta_step(tasks)
+    got = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert torch.allclose(got, expected, atol=1e-12)
+    assert logits.shape == (3, 6, WAY) and abs(value - model.meta_loss(tasks)[0].item()) < 1e-9
+
+
+def test_task_batchnorm_fused_and_composite_paths_agree_to_second_order():
+    from kshot.nets.norm import TaskBatchNorm2d, vmap_safe
+
+    layer = TaskBatchNorm2d(3).double()
+    nn.init.uniform_(layer.weight), nn.init.uniform_(layer.bias)
+    x = torch.randn(6, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+
+    def hessian_vector():
+        out = (layer(x) ** 3).sum()
+        g = torch.autograd.grad(out, [x, layer.weight], create_graph=True)
+        return torch.autograd.grad(sum(gi.pow(2).sum() for gi in g), [x, layer.weight, layer.bias])
+
+    fused = hessian_vector()
+    with vmap_safe():
+        composite = hessian_vector()
+    for a, b in zip(fused, composite):
+        assert torch.allclose(a, b, atol=1e-9)

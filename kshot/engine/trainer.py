@@ -147,15 +147,14 @@ class Trainer:
         c = self.config
         t0 = time.perf_counter()
         tasks = [self.sampler.task(self.train_set, self.episode * c.meta_batch + j) for j in range(c.meta_batch)]
-        loss, logits = self.learner.meta_loss(tasks)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, logits = self.learner.meta_step(tasks)
         self.optimizer.step()
         self.scheduler.step()
         self.episode += 1
         self.train_seconds += time.perf_counter() - t0
         w = self.window
-        w[0] += loss.item()
+        w[0] += loss
         w[1] += (logits.argmax(-1) == torch.stack([t.query_labels for t in tasks])).float().mean().item()
         w[2] += 1
         row = None

@@ -36,6 +36,13 @@ class Learner(nn.Module):
         pairs = [self.loss(t) for t in tasks]
         return torch.stack([l for l, _ in pairs]).mean(), torch.stack([z for _, z in pairs])
 
+    def meta_step(self, tasks: list[Task]) -> tuple[float, Tensor]:
+        """Accumulate the gradient of the meta-batch's mean loss into `.grad`; returns
+        (loss value, detached query logits). Learners may do it task by task to save memory."""
+        loss, logits = self.meta_loss(tasks)
+        loss.backward()
+        return loss.item(), logits.detach()
+
 
 class MetricLearner(Learner):
     """A method that embeds every input independently and compares embeddings.

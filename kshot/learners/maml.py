@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..data.sampler import Task
 from ..errors import ConfigError
-from ..nets.norm import reference_rows
+from ..nets.norm import reference_rows, vmap_safe
 from .base import Classifier, Learner
 from .functional import Functional, LearningRate, Params, gradient_steps
 from .registry import METHODS
@@ -109,7 +109,7 @@ class MAML(Learner):
     def vectorizable(self) -> bool:
         """Whether to vmap over tasks. Never with a torch BatchNorm layer: its fused kernel gives
         wrong second-order gradients under vmap (measured, torch 2.13), and its running statistics
-        are updated in place. The backbone's TaskBatchNorm2d has neither problem."""
+        are updated in place. The backbone's TaskBatchNorm2d avoids both inside `vmap_safe()`."""
         batchnorm = any(isinstance(m, nn.modules.batchnorm._NormBase) for m in self.net.modules())
         on_gpu = next(self.net.parameters()).is_cuda
         wanted = self.vectorize == "vmap" or (self.vectorize == "auto" and on_gpu)
@@ -120,11 +120,25 @@ class MAML(Learner):
         params = self.f.params()
         if self.vectorizable() and len(tasks) > 1:
             stack = lambda name: torch.stack([getattr(t, name) for t in tasks])
-            losses, logits = torch.func.vmap(self.task_loss, in_dims=(None, 0, 0, 0, 0))(
-                params, stack("support"), stack("support_labels"), stack("query"), stack("query_labels"))
+            with vmap_safe():
+                losses, logits = torch.func.vmap(self.task_loss, in_dims=(None, 0, 0, 0, 0))(
+                    params, stack("support"), stack("support_labels"), stack("query"), stack("query_labels"))
             return losses.mean(), logits
         pairs = [self.task_loss(params, t.support, t.support_labels, t.query, t.query_labels) for t in tasks]
         return torch.stack([l for l, _ in pairs]).mean(), torch.stack([z for _, z in pairs])
+
+    def meta_step(self, tasks: list[Task]) -> tuple[float, Tensor]:
+        """Without vmap, back-propagate each task as soon as its loss exists, so only one task's
+        second-order graph is alive at a time (peak memory of one task, not of the meta-batch)."""
+        if self.vectorizable() and len(tasks) > 1:
+            return super().meta_step(tasks)
+        total, logits = 0.0, []
+        for t in tasks:
+            loss, z = self.meta_loss([t])
+            (loss / len(tasks)).backward()
+            total += loss.item() / len(tasks)
+            logits.append(z[0].detach())
+        return total, torch.stack(logits)
 
 
 @METHODS.register("fomaml")

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.sampler import Task
+from ..nets.norm import vmap_safe
+from .base import Learner
 from .maml import MAML
 from .registry import METHODS
 
@@ -45,7 +47,8 @@ class Reptile(MAML):
         stack = lambda name: torch.stack([getattr(t, name) for t in tasks])
         args = [stack(n) for n in ("support", "support_labels", "query", "query_labels")]
         if self.vectorizable() and len(tasks) > 1:
-            phis, losses, logits = torch.func.vmap(adapt_and_score)(*args)
+            with vmap_safe():
+                phis, losses, logits = torch.func.vmap(adapt_and_score)(*args)
         else:
             outs = [adapt_and_score(*(a[i] for a in args)) for i in range(len(tasks))]
             phis = {k: torch.stack([o[0][k] for o in outs]) for k in theta}
@@ -54,3 +57,7 @@ class Reptile(MAML):
         surrogate = sum((theta[k] * direction[k]).sum() for k in theta)
         query_loss = losses.mean().detach()
         return surrogate - surrogate.detach() + query_loss, logits.detach()
+
+    def meta_step(self, tasks: list[Task]) -> tuple[float, Tensor]:
+        # The surrogate needs the mean over all tasks; Reptile keeps no graph, so memory is small anyway.
+        return Learner.meta_step(self, tasks)

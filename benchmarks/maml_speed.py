@@ -1,0 +1,141 @@
+"""Meta-iterations per second and peak memory of MAML, 5-way 1-shot 15-query, meta-batch 32,
+one inner step of 0.4, Conv-4 (64 channels, task BatchNorm) on Omniglot 28x28: kshot beside
+learn2learn's MAML and a plain per-task loop, each in a fresh process (peak RSS is per process).
+
+learn2learn 0.2.0 is not installed into kshot's environment: the script downloads its source
+(`pip download --no-deps`) into a scratch folder and imports only `learn2learn.algorithms.maml`
+and `learn2learn.utils` from it, because the package's top level imports torchvision, which does
+not import beside the CPU torch used here. The network is the same object type for everyone.
+
+Run on an otherwise idle machine:
+    python benchmarks/maml_speed.py --record benchmarks/results.jsonl
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+import types
+from pathlib import Path
+
+IMPLS = ["kshot", "kshot-vmap", "plain-loop", "learn2learn"]
+
+
+def import_learn2learn_maml(scratch: Path):
+    src = next(scratch.glob("learn2learn-*/"), None)
+    if src is None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "learn2learn==0.2.0", "-d", str(scratch)], check=True, capture_output=True)
+        with tarfile.open(next(scratch.glob("learn2learn-*.tar.gz"))) as tar:
+            tar.extractall(scratch, filter="data")
+        src = next(scratch.glob("learn2learn-*/"))
+    # Empty parent packages, so that importing the submodules skips learn2learn/__init__.py.
+    for name, sub in (("learn2learn", ""), ("learn2learn.algorithms", "algorithms")):
+        pkg = types.ModuleType(name)
+        pkg.__path__ = [str(src / "learn2learn" / sub)]
+        sys.modules[name] = pkg
+    from learn2learn.algorithms.maml import MAML  # noqa: E402
+
+    return MAML
+
+
+def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from kshot.data import load_omniglot
+    from kshot.data.sampler import episode_sampler
+    from kshot.engine.build import build_learner
+
+    torch.manual_seed(0)
+    train = load_omniglot("train", "vinyals", None, allow_download=False)
+    sampler = episode_sampler(train, 5, 1, 15, (iterations + 1) * meta_batch, seed=0)
+    first_order = order == "first"
+    learner = build_learner("maml", "conv4", {"norm": "task", "channels_last": False},
+                            {"way": 5, "input_shape": [1, 28, 28], "first_order": first_order,
+                             "vectorize": "vmap" if impl == "kshot-vmap" else "loop"})
+    net = learner.net
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    if impl == "learn2learn":
+        maml = import_learn2learn_maml(scratch)(net, lr=0.4, first_order=first_order)
+
+    def step(tasks):
+        opt.zero_grad()
+        if impl.startswith("kshot"):
+            learner.meta_step(tasks)
+        elif impl == "learn2learn":  # the library's documented pattern: clone, adapt, backward per task
+            for t in tasks:
+                clone = maml.clone()
+                clone.adapt(F.cross_entropy(clone(t.support), t.support_labels))
+                (F.cross_entropy(clone(t.query), t.query_labels) / len(tasks)).backward()
+        else:  # plain PyTorch: autograd.grad with create_graph, fast weights through functional_call
+            params = dict(net.named_parameters())
+            for t in tasks:
+                loss = F.cross_entropy(torch.func.functional_call(net, params, (t.support,)), t.support_labels)
+                grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
+                fast = {k: p - 0.4 * g for (k, p), g in zip(params.items(), grads)}
+                q = F.cross_entropy(torch.func.functional_call(net, fast, (t.query,)), t.query_labels)
+                (q / len(tasks)).backward()
+        opt.step()
+
+    batches = [[sampler.task(train, i * meta_batch + j) for j in range(meta_batch)] for i in range(iterations + 1)]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step(batches[0])  # warm-up
+    start = time.perf_counter()
+    for tasks in batches[1:]:
+        step(tasks)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"iterations_per_second": iterations / seconds, "peak_rss_mib": peak / 1024,
+            "rss_before_mib": rss_before / 1024}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iterations", type=int, default=3, help="timed meta-iterations per implementation (after 1 warm-up)")
+    p.add_argument("--meta-batch", type=int, default=32)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--impl", choices=IMPLS, help="(internal) run one implementation and print JSON")
+    p.add_argument("--order", choices=["second", "first"], default="second")
+    p.add_argument("--scratch", default="/tmp/kshot-learn2learn", help="where learn2learn's source is unpacked")
+    p.add_argument("--record", metavar="JSONL")
+    args = p.parse_args()
+    if args.impl:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        print(json.dumps(child(args.impl, args.order, args.iterations, args.meta_batch, Path(args.scratch))))
+        return
+    from kshot.cli.common import machine_description
+
+    command = "python benchmarks/maml_speed.py " + shlex.join(sys.argv[1:])
+    for order in ("second", "first"):
+        for impl in IMPLS:
+            out = subprocess.run([sys.executable, __file__, "--impl", impl, "--order", order, "--iterations",
+                                  str(args.iterations), "--meta-batch", str(args.meta_batch), "--threads",
+                                  str(args.threads), "--scratch", args.scratch], capture_output=True, text=True)
+            if out.returncode:
+                print(f"{impl} {order} order failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{impl:12s} {order:6s} order: {r['iterations_per_second']:.3f} meta-iterations/s, "
+                  f"peak RSS {r['peak_rss_mib']:.0f} MiB")
+            if args.record:
+                base = {"method": "maml", "impl": impl, "order": order, "dataset": "omniglot", "protocol": "vinyals",
+                        "way": 5, "shot": 1, "query": 15, "meta_batch": args.meta_batch, "inner_steps": 1,
+                        "episodes": args.iterations, "command": command,
+                        "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+                with open(args.record, "a") as f:
+                    f.write(json.dumps(base | {"metric": "meta_iterations_per_second",
+                                               "value": round(r["iterations_per_second"], 4), "unit": "it/s"}) + "\n")
+                    f.write(json.dumps(base | {"metric": "peak_rss", "value": round(r["peak_rss_mib"]), "unit": "MiB"}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
