@@ -17,6 +17,10 @@ PAPERS = {
     "matching": ("Vinyals et al. 2016, table 1", {(5, 1): 98.1, (5, 5): 98.9, (20, 1): 93.8, (20, 5): 98.5}),
     "relation": ("Sung et al. 2018, table 1", {(5, 1): 99.6, (5, 5): 99.8, (20, 1): 97.6, (20, 5): 99.1}),
     "siamese": ("Koch et al. 2015, as reported by Vinyals et al. 2016", {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5}),
+    "maml": ("Finn et al. 2017, table 1", {(5, 1): 98.7, (5, 5): 99.9, (20, 1): 95.8, (20, 5): 98.9}),
+    "fomaml": ("Finn et al. 2017, table 1", {(5, 1): 98.3, (5, 5): 99.2, (20, 1): 89.4, (20, 5): 97.9}),
+    "reptile": ("Nichol et al. 2018, table 1 (transduction)", {(5, 1): 97.68, (5, 5): 99.48, (20, 1): 89.43, (20, 5): 97.12}),
+    "metasgd": ("Li et al. 2017, table 1", {(5, 1): 99.53, (5, 5): 99.93, (20, 1): 95.93, (20, 5): 98.97}),
 }
 
 
@@ -58,11 +62,34 @@ def speed_table(all_rows: list[dict]) -> list[str]:
     return out
 
 
+def regression_table(all_rows: list[dict]) -> list[str]:
+    out = ["| method | K | gradient steps at test | test tasks | MSE (95% CI) | meta-iterations | training time | command |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in sorted((r for r in all_rows if r.get("metric") == "mse"), key=lambda r: (r["shot"], r["method"], r["steps"])):
+        out.append(f"| {r['method']} | {r['shot']} | {r['steps']} | {r['episodes']} | **{r['value']:.3f} ± {r['ci95']:.3f}** "
+                   f"| {r['iterations']} | {r['train_seconds'] / 60:.1f} min | `{r['command']}` |")
+    return out
+
+
+def meta_speed_table(all_rows: list[dict]) -> list[str]:
+    out = ["| implementation | order | episode, meta-batch | meta-iterations/s | peak RSS | command | machine | date |",
+           "|---|---|---|---|---|---|---|---|"]
+    peaks = {(r["impl"], r["order"], r["date"]): r["value"] for r in all_rows if r.get("metric") == "peak_rss"}
+    for r in all_rows:
+        if r.get("metric") == "meta_iterations_per_second":
+            out.append(f"| {r['impl']} | {r['order']} | {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} "
+                       f"| **{r['value']:.3f}** | {peaks.get((r['impl'], r['order'], r['date']), '–')} MiB "
+                       f"| `{r['command']}` | {r['machine']} | {r['date']} |")
+    return out
+
+
 def main() -> None:
     all_rows = rows()
     machines = sorted({r["machine"] for r in all_rows if "accuracy" in r and r.get("metric") != "pair_accuracy"})
     body = ["### Few-shot accuracy", "", *accuracy_table(all_rows), "", "### Verification (pairs)", "",
-            *pair_table(all_rows), "", "### Speed", "", *speed_table(all_rows), "",
+            *pair_table(all_rows), "", "### Few-shot sine regression", "", *regression_table(all_rows), "",
+            "### Speed", "", *speed_table(all_rows), "", "### MAML meta-training speed and memory", "",
+            *meta_speed_table(all_rows), "",
             "Machines of the few-shot rows (as `kshot eval` saw them): " + "; ".join(machines) + "."]
     doc = HERE.parent / "BENCHMARKS.md"
     text = doc.read_text()
