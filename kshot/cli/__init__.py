@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..errors import KshotError
-from . import datasets, evaluate, pairs, plot, sinusoid, train
+from . import datasets, enroll, evaluate, pairs, plot, serve, sinusoid, train
 from .common import EPILOG, machine_description
 
 COMMANDS = {
@@ -15,6 +15,10 @@ COMMANDS = {
     "pairs": (pairs.add_pairs_parser, pairs.cmd_pairs),
     "plot": (plot.add_plot_parser, plot.cmd_plot),
     "sinusoid": (sinusoid.add_sinusoid_parser, sinusoid.cmd_sinusoid),
+    "enroll": (enroll.add_enroll_parsers, enroll.cmd_enroll),
+    "identify": (lambda sub: None, enroll.cmd_identify),
+    "classes": (lambda sub: None, enroll.cmd_classes),
+    "serve": (serve.add_serve_parser, serve.cmd_serve),
 }
 
 

@@ -8,9 +8,10 @@ from .dataset import ClassIndexedDataset
 from .folder import load_folder
 from .mnist import load_mnist
 from .omniglot import load_omniglot
+from .orl import load_orl
 from .sampler import EpisodeSampler, Task, episode_sampler
 
-DATASETS = ("omniglot", "mnist", "folder")
+DATASETS = ("omniglot", "mnist", "orl", "folder")
 
 
 def load_dataset(name: str, split: str, protocol: str = "vinyals", data_dir: str | Path | None = None,
@@ -20,6 +21,8 @@ def load_dataset(name: str, split: str, protocol: str = "vinyals", data_dir: str
         return load_omniglot(split, protocol, Path(data_dir) if data_dir else None, image_size, allow_download=allow_download)
     if name == "mnist":
         return load_mnist(split, Path(data_dir) if data_dir else None, allow_download)
+    if name == "orl":
+        return load_orl(split, Path(data_dir) if data_dir else None, image_size)
     if name == "folder":
         if data_dir is None:
             raise DataError("the folder data set needs --data-dir pointing at a folder with one sub-folder per class")
@@ -28,4 +31,4 @@ def load_dataset(name: str, split: str, protocol: str = "vinyals", data_dir: str
 
 
 __all__ = ["ClassIndexedDataset", "EpisodeSampler", "Task", "episode_sampler", "load_dataset", "load_folder",
-           "load_mnist", "load_omniglot", "DATASETS"]
+           "load_mnist", "load_omniglot", "load_orl", "DATASETS"]

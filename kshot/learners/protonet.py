@@ -38,7 +38,10 @@ class ProtoNet(MetricLearner):
         self.log_scale = nn.Parameter(torch.tensor(float(cosine_scale)).log()) if distance == "cosine" else None
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
-        prototypes = class_means(support_features, support_labels, way)
+        return self.prototype_classifier(class_means(support_features, support_labels, way))
+
+    def prototype_classifier(self, prototypes: Tensor) -> Classifier:
+        """Scores against given class prototypes (the enrollment store keeps them for many classes)."""
         if self.distance == "euclidean":
             return lambda q: -squared_euclidean(q, prototypes)
         protos = F.normalize(prototypes, dim=1)

@@ -37,7 +37,9 @@ class TripletNet(MetricLearner):
         return F.normalize(self.encoder(x), dim=1)
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
-        prototypes = class_means(support_features, support_labels, way)
+        return self.prototype_classifier(class_means(support_features, support_labels, way))
+
+    def prototype_classifier(self, prototypes: Tensor) -> Classifier:
         return lambda q: -squared_euclidean(q, prototypes)
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:

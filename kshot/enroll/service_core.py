@@ -1,0 +1,134 @@
+"""What `kshot enroll/identify/classes` and `kshot serve` share: a trained metric learner
+bound to a store. Uploads are checked (size, pixel dimensions, decodability) before any
+write, so a bad image never leaves a half-enrolled class."""
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..data.cache import file_digest
+from ..data.images import decode_image
+from ..engine.build import load_learner
+from ..errors import DataError, KshotError
+from ..learners import MetricLearner
+from .store import EmbeddingStore, StoreError
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_IMAGE_SIDE = 4096
+
+
+class UploadError(KshotError):
+    """A rejected image: `status` is the HTTP code that fits (413 too large, 415 not an image, 400 corrupt)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def check_image(data: bytes, source: str, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE) -> None:
+    if len(data) > max_bytes:
+        raise UploadError(f"{source}: {len(data)} bytes is over the limit of {max_bytes}; send a smaller image", 413)
+    if not data:
+        raise UploadError(f"{source}: the file is empty", 400)
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only
+            width, height = img.size
+            img.verify()  # walks the data: catches truncated and corrupt files
+    except UnidentifiedImageError:
+        raise UploadError(f"{source}: not an image Pillow can read (PNG, JPEG, PGM, ...)", 415) from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UploadError(f"{source}: corrupt image ({e})", 400) from None
+    if max(width, height) > max_side:
+        raise UploadError(f"{source}: {width}x{height} pixels is over the limit of {max_side} per side; resize it", 413)
+
+
+class Enroller:
+    def __init__(self, store: EmbeddingStore | str | Path, model: str | Path,
+                 max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE, for_reembedding: bool = False):
+        self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
+        self.learner, meta = load_learner(model)
+        if not isinstance(self.learner, MetricLearner):
+            raise KshotError(f"{model} is a {meta['method']} model; enrollment needs a metric learner "
+                             "(protonet, matching, relation, siamese, triplet) whose embeddings can be stored")
+        data = meta.get("data", {})
+        self.size, self.channels = int(data.get("image_size", 28)), int(data.get("channels", 1))
+        self.max_bytes, self.max_side = max_bytes, max_side
+        self.torch_lock = threading.Lock()
+        with torch.no_grad():
+            probe = self.learner.embed(torch.zeros(1, self.channels, self.size, self.size))
+        self.feature_shape = tuple(probe.shape[1:])
+        self.fingerprint = file_digest(Path(model))
+        self.description = f"{meta['method']}/{meta['backbone']} {Path(model).name}"
+        if not for_reembedding:  # reembed() rebinds the store itself, in its transaction
+            self.store.bind_model(self.fingerprint, int(probe[0].numel()), self.description)
+        self._scorer: tuple[int, object] | None = None
+
+    # ---- images -> embeddings --------------------------------------------------------
+    def embed(self, images: list[bytes], sources: list[str] | None = None) -> np.ndarray:
+        sources = sources or [f"image {i + 1}" for i in range(len(images))]
+        for data, src in zip(images, sources):
+            check_image(data, src, self.max_bytes, self.max_side)
+        try:
+            x = torch.stack([decode_image(d, s, self.size, self.channels) for d, s in zip(images, sources)])
+        except DataError as e:
+            raise UploadError(str(e), 400) from None
+        with self.torch_lock, torch.no_grad():
+            return self.learner.embed(x.float().div_(255.0)).flatten(1).numpy()
+
+    def enroll(self, name: str, images: list[bytes], sources: list[str] | None = None, keep_images: bool = True,
+               new_class: bool = False, create: bool = True) -> int:
+        """Embed first (any bad image refuses the whole request), then one transaction."""
+        embeddings = self.embed(images, sources)
+        return self.store.add_examples(name, embeddings, images, keep_images, create=create, must_be_new=new_class)
+
+    # ---- matching ---------------------------------------------------------------------
+    def scorer(self):
+        """(class names, classify(features) -> scores [n, classes]), rebuilt only after a write."""
+        gen = self.store.generation()
+        if self._scorer is None or self._scorer[0] != gen:
+            names, emb, labels = self.store.snapshot()
+            feats = torch.from_numpy(emb)
+            if hasattr(self.learner, "prototype_classifier"):
+                # One prototype per class: a [queries, classes] matrix product, even for 100k classes.
+                sums = torch.zeros(len(names), feats.shape[1]).index_add_(0, torch.from_numpy(labels), feats)
+                counts = torch.bincount(torch.from_numpy(labels), minlength=len(names)).clamp_min(1)
+                classify = self.learner.prototype_classifier(sums / counts.unsqueeze(1))
+            else:
+                classify = self.learner.head(feats.view(-1, *self.feature_shape), torch.from_numpy(labels), len(names))
+            self._scorer = (gen, names, classify)
+        return self._scorer[1], self._scorer[2]
+
+    def identify(self, images: list[bytes], top_k: int = 3, threshold: float | None = None,
+                 sources: list[str] | None = None) -> list[dict]:
+        """Per image: the best class (or "unknown" when its score is below the threshold) and the top k."""
+        if threshold is None:
+            stored = self.store.get_meta("threshold")
+            threshold = float(stored) if stored is not None else None
+        features = torch.from_numpy(self.embed(images, sources))
+        names, classify = self.scorer()
+        if not names:
+            raise StoreError(f"{self.store.path} has no enrolled classes yet; enroll some first")
+        with self.torch_lock, torch.no_grad():
+            scores = classify(features.view(-1, *self.feature_shape))
+        best = scores.topk(min(top_k, len(names)), dim=1)
+        out = []
+        for vals, idx in zip(best.values.tolist(), best.indices.tolist()):
+            known = threshold is None or vals[0] >= threshold
+            out.append({"name": names[idx[0]] if known else "unknown", "score": vals[0],
+                        "candidates": [{"name": names[i], "score": v} for v, i in zip(vals, idx)]})
+        return out
+
+    def reembed(self) -> int:
+        """Move the store to this model: re-embed every kept image. Returns how many."""
+        missing = self.store.missing_images()
+        if missing:
+            raise StoreError(f"{missing} examples kept no image, so the store cannot be re-embedded")
+        kept = self.store.kept_images()
+        new = {i: e for (i, _), e in zip(kept, self.embed([img for _, img in kept]))} if kept else {}
+        self.store.replace_embeddings(new, self.fingerprint, int(np.prod(self.feature_shape)), self.description)
+        return len(new)
