@@ -83,11 +83,24 @@ def meta_speed_table(all_rows: list[dict]) -> list[str]:
     return out
 
 
+def enrollment_table(all_rows: list[dict]) -> list[str]:
+    out = ["| measure | enrolled classes | value | command | machine | date |", "|---|---|---|---|---|---|"]
+    for r in all_rows:
+        if r.get("method") == "enroll-service" or r.get("metric") in ("open_set_rejection", "genuine_acceptance"):
+            value = f"{r['value']} {r['unit']}" if r["unit"] != "bool" else (
+                f"{r['acknowledged']} acknowledged = {r['stored']} stored: **{r['value']}** "
+                f"({r['clients']} clients, {r['seconds']:.0f} s, {r['enroll']} enrolls, {r['identify']} identifies, {r['errors']} errors)")
+            size = r.get("classes", f"{r.get('way')} known + 2 impostors, {r.get('shot')}-shot")
+            out.append(f"| {r['metric']} | {size} | **{value}** | `{r['command']}` | {r['machine']} | {r['date']} |")
+    return out
+
+
 def main() -> None:
     all_rows = rows()
     machines = sorted({r["machine"] for r in all_rows if "accuracy" in r and r.get("metric") != "pair_accuracy"})
     body = ["### Few-shot accuracy", "", *accuracy_table(all_rows), "", "### Verification (pairs)", "",
             *pair_table(all_rows), "", "### Few-shot sine regression", "", *regression_table(all_rows), "",
+            "### Enrollment service", "", *enrollment_table(all_rows), "",
             "### Speed", "", *speed_table(all_rows), "", "### MAML meta-training speed and memory", "",
             *meta_speed_table(all_rows), "",
             "Machines of the few-shot rows (as `kshot eval` saw them): " + "; ".join(machines) + "."]

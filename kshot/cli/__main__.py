@@ -1,3 +1,4 @@
+"""`python -m kshot.cli ...` is the `kshot` command."""
 import sys
 
 from . import main
