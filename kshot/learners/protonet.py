@@ -43,6 +43,9 @@ class ProtoNet(MetricLearner):
     def prototype_classifier(self, prototypes: Tensor) -> Classifier:
         """Scores against given class prototypes (the enrollment store keeps them for many classes)."""
         if self.distance == "euclidean":
-            return lambda q: -squared_euclidean(q, prototypes)
+            # |p|^2 once per classifier, not per query batch: with 100k enrolled classes that
+            # read of every prototype is half the cost of a request.
+            norms = prototypes.pow(2).sum(1).unsqueeze(0)
+            return lambda q: (q.pow(2).sum(1, keepdim=True) - 2 * q @ prototypes.T + norms).clamp_min(0).neg()
         protos = F.normalize(prototypes, dim=1)
         return lambda q: self.log_scale.exp() * F.normalize(q, dim=1) @ protos.T
