@@ -55,7 +55,7 @@ def pair_table(all_rows: list[dict]) -> list[str]:
 def speed_table(all_rows: list[dict]) -> list[str]:
     out = ["| what | implementation | episode | value | command | machine | date |", "|---|---|---|---|---|---|---|"]
     for r in all_rows:
-        if r.get("metric", "").endswith("per_second"):
+        if r.get("metric", "").endswith("per_second") and "impl" in r and r.get("method") != "maml":
             note = f" ({r['note']})" if r.get("note") else ""
             out.append(f"| {r['metric']} | {r['impl']}{note} | {r['way']}w{r['shot']}s{r['query']}q | **{r['value']}** {r['unit']} "
                        f"| `{r['command']}` | {r['machine']} | {r['date']} |")
