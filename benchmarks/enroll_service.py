@@ -50,11 +50,12 @@ def prefilled_store(path: Path, model: str, classes: int) -> None:
 
 
 class Service:
-    def __init__(self, store: Path, model: str):
+    def __init__(self, store: Path, model: str, index: str = "exact"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, "-m", "kshot.cli", "serve", "--store", str(store), "--model", model,
-                                      "--token", TOKEN, "--port", str(self.port)], stderr=subprocess.PIPE)
+                                      "--token", TOKEN, "--port", str(self.port), "--index", index],
+                                     stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -144,7 +145,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--requests", type=int, default=200, help="identify requests per size")
     ap.add_argument("--clients", type=int, default=4)
-    ap.add_argument("--load-seconds", type=float, default=30)
+    ap.add_argument("--load-seconds", type=float, default=30, help="0 skips the load test")
+    ap.add_argument("--index", choices=["exact", "faiss"], default="exact")
     ap.add_argument("--data-dir", default=os.environ.get("KSHOT_DATA"))
     ap.add_argument("--record", metavar="JSONL")
     args = ap.parse_args()
@@ -157,17 +159,22 @@ def main() -> None:
         for size in args.sizes:
             store = Path(tmp) / f"store-{size}.db"
             prefilled_store(store, args.model, size)
-            service = Service(store, args.model)
+            service = Service(store, args.model, args.index)
             try:
                 r = latency(service, data_dir, args.requests)
             finally:
                 service.stop()
             print(f"{size:>7} classes: identify p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms; "
                   f"enroll {r['enroll_per_second']:.1f}/s")
-            rows += [base | {"classes": size, "metric": "identify_latency_p50", "value": round(r["p50"], 2), "unit": "ms"},
-                     base | {"classes": size, "metric": "identify_latency_p99", "value": round(r["p99"], 2), "unit": "ms"},
-                     base | {"classes": size, "metric": "enroll_per_second", "value": round(r["enroll_per_second"], 2),
+            base_i = base | {"index": args.index}
+            rows += [base_i | {"classes": size, "metric": "identify_latency_p50", "value": round(r["p50"], 2), "unit": "ms"},
+                     base_i | {"classes": size, "metric": "identify_latency_p99", "value": round(r["p99"], 2), "unit": "ms"},
+                     base_i | {"classes": size, "metric": "enroll_per_second", "value": round(r["enroll_per_second"], 2),
                              "unit": "requests/s"}]
+        if args.load_seconds <= 0:
+            if args.record:
+                append(args.record, rows)
+            return
         store = Path(tmp) / "load.db"
         prefilled_store(store, args.model, 1000)
         r = load_test(Service(store, args.model), store, data_dir, args.clients, args.load_seconds)
@@ -177,9 +184,13 @@ def main() -> None:
         rows.append(base | {"classes": 1000, "metric": "load_test_consistent", "value": r["exact"], "unit": "bool",
                             "clients": args.clients, "seconds": args.load_seconds, **r})
     if args.record:
-        with open(args.record, "a") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+        append(args.record, rows)
+
+
+def append(path: str, rows: list[dict]) -> None:
+    with open(path, "a") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

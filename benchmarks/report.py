@@ -91,7 +91,8 @@ def enrollment_table(all_rows: list[dict]) -> list[str]:
                 f"{r['acknowledged']} acknowledged = {r['stored']} stored: **{r['value']}** "
                 f"({r['clients']} clients, {r['seconds']:.0f} s, {r['enroll']} enrolls, {r['identify']} identifies, {r['errors']} errors)")
             size = r.get("classes", f"{r.get('way')} known + 2 impostors, {r.get('shot')}-shot")
-            out.append(f"| {r['metric']} | {size} | **{value}** | `{r['command']}` | {r['machine']} | {r['date']} |")
+            index = f" ({r['index']} index)" if r.get("index") == "faiss" else ""
+            out.append(f"| {r['metric']}{index} | {size} | **{value}** | `{r['command']}` | {r['machine']} | {r['date']} |")
     return out
 
 

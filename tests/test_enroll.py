@@ -99,3 +99,20 @@ def test_cli_round_trip(tmp_path, model, capsys):
     assert main(["classes", "--store", store, "delete", "nobody"]) == 2
     assert "no class named 'nobody'" in capsys.readouterr().err
     assert main(["identify", "--store", store, "--model", str(model), str(tmp_path / "missing.png")]) == 2
+
+
+def test_faiss_index_finds_the_same_nearest_classes_as_the_exact_product(tmp_path, model):
+    pytest.importorskip("faiss")
+    exact = Enroller(tmp_path / "s.db", model)
+    rng = np.random.default_rng(0)
+    dim = int(np.prod(exact.feature_shape))
+    exact.store.bulk_enroll([f"c{i}" for i in range(2000)], rng.normal(size=(2000, dim)).astype(np.float32))
+    exact.enroll("alice", [face_png(1)])
+    approximate = Enroller(tmp_path / "s.db", model, index="faiss")
+    queries = [face_png(1), face_png(5), face_png(6)]
+    a, b = exact.identify(queries, top_k=3), approximate.identify(queries, top_k=3)
+    assert [r["name"] for r in a] == [r["name"] for r in b] and a[0]["name"] == "alice"
+    for ra, rb in zip(a, b):
+        assert abs(ra["score"] - rb["score"]) < 1e-2 * max(1.0, abs(ra["score"]))
+    approximate.store.delete("alice")  # a write rebuilds the index
+    assert approximate.identify([face_png(1)])[0]["name"] != "alice"

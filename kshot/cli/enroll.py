@@ -39,6 +39,9 @@ def add_enroll_parsers(sub) -> None:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--threshold", type=float, help="minimum score to accept a match")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--index", choices=["exact", "faiss"], default="exact",
+                   help="exact: one matrix product over all prototypes (default); faiss: approximate HNSW "
+                        "index for very large stores (needs faiss-cpu)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
 
     p = sub.add_parser("classes", help="list, rename or delete enrolled classes; set the threshold; re-embed",
@@ -64,7 +67,7 @@ def cmd_identify(args) -> int:
     from ..enroll import Enroller
 
     images, sources = read_images(args.images)
-    results = Enroller(args.store, args.model).identify(images, args.top_k, args.threshold, sources)
+    results = Enroller(args.store, args.model, index=args.index).identify(images, args.top_k, args.threshold, sources)
     if args.json:
         print(json.dumps([{"image": s, **r} for s, r in zip(sources, results)], indent=1))
         return 0

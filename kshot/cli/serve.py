@@ -19,6 +19,9 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-image-bytes", type=int, default=5 * 1024 * 1024)
     p.add_argument("--max-image-side", type=int, default=4096, help="largest width or height accepted")
+    p.add_argument("--index", choices=["exact", "faiss"], default="exact",
+                   help="nearest-prototype search: exact matrix product (default) or an approximate FAISS "
+                        "HNSW index for very large, mostly-read stores (needs faiss-cpu)")
     p.add_argument("--threads", type=int)
 
 
@@ -31,7 +34,7 @@ def cmd_serve(args) -> int:
     from ..enroll.http import create_app
 
     token = args.token or os.environ.get("KSHOT_TOKEN", "")
-    enroller = Enroller(args.store, args.model, args.max_image_bytes, args.max_image_side)
+    enroller = Enroller(args.store, args.model, args.max_image_bytes, args.max_image_side, index=args.index)
     app = create_app(enroller, token)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -49,8 +49,12 @@ def check_image(data: bytes, source: str, max_bytes: int = MAX_IMAGE_BYTES, max_
 
 class Enroller:
     def __init__(self, store: EmbeddingStore | str | Path, model: str | Path,
-                 max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE, for_reembedding: bool = False):
+                 max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE, for_reembedding: bool = False,
+                 index: str = "exact"):
         self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
+        if index not in ("exact", "faiss"):
+            raise KshotError(f"index must be 'exact' or 'faiss', not {index!r}")
+        self.index = index
         self.learner, meta = load_learner(model)
         if not isinstance(self.learner, MetricLearner):
             raise KshotError(f"{model} is a {meta['method']} model; enrollment needs a metric learner "
@@ -67,6 +71,10 @@ class Enroller:
         if not for_reembedding:  # reembed() rebinds the store itself, in its transaction
             self.store.bind_model(self.fingerprint, int(probe[0].numel()), self.description)
         self._scorer: tuple[int, object] | None = None
+        self._ann: tuple[int, list[str], object] | None = None
+        if index == "faiss" and not (meta["method"] in ("protonet", "triplet")
+                                     and getattr(self.learner, "distance", "euclidean") == "euclidean"):
+            raise KshotError("the faiss index serves Euclidean-prototype models (protonet, triplet); use --index exact")
 
     # ---- images -> embeddings --------------------------------------------------------
     def embed(self, images: list[bytes], sources: list[str] | None = None) -> np.ndarray:
@@ -103,6 +111,40 @@ class Enroller:
             self._scorer = (gen, names, classify)
         return self._scorer[1], self._scorer[2]
 
+    def approximate_index(self):
+        """(class names, a FAISS HNSW index over the class prototypes), rebuilt after a write.
+        Approximate nearest prototypes for very large stores; scores are minus squared distances,
+        as in the exact path. Building it takes seconds at 100k classes, so it suits stores that
+        are read far more often than written."""
+        import faiss
+
+        gen = self.store.generation()
+        if self._ann is None or self._ann[0] != gen:
+            names, emb, labels = self.store.snapshot()
+            sums = np.zeros((len(names), emb.shape[1]), np.float32)
+            np.add.at(sums, labels, emb)
+            prototypes = sums / np.maximum(np.bincount(labels, minlength=len(names)), 1)[:, None].astype(np.float32)
+            index = faiss.IndexHNSWFlat(emb.shape[1], 32)
+            index.hnsw.efSearch = 128
+            if len(names):
+                index.add(np.ascontiguousarray(prototypes))
+            self._ann = (gen, names, index)
+        return self._ann[1], self._ann[2]
+
+    def top_matches(self, features: torch.Tensor, k: int) -> tuple[list[str], list[list[float]], list[list[int]]]:
+        if self.index == "faiss":
+            names, index = self.approximate_index()
+            if names:
+                distances, ids = index.search(np.ascontiguousarray(features.numpy()), min(k, len(names)))
+                return names, (-distances).tolist(), ids.tolist()
+            return names, [], []
+        names, classify = self.scorer()
+        if not names:
+            return names, [], []
+        with self.torch_lock, torch.no_grad():
+            best = classify(features.view(-1, *self.feature_shape)).topk(min(k, len(names)), dim=1)
+        return names, best.values.tolist(), best.indices.tolist()
+
     def identify(self, images: list[bytes], top_k: int = 3, threshold: float | None = None,
                  sources: list[str] | None = None) -> list[dict]:
         """Per image: the best class (or "unknown" when its score is below the threshold) and the top k."""
@@ -110,14 +152,11 @@ class Enroller:
             stored = self.store.get_meta("threshold")
             threshold = float(stored) if stored is not None else None
         features = torch.from_numpy(self.embed(images, sources))
-        names, classify = self.scorer()
+        names, values, indices = self.top_matches(features, top_k)
         if not names:
             raise StoreError(f"{self.store.path} has no enrolled classes yet; enroll some first")
-        with self.torch_lock, torch.no_grad():
-            scores = classify(features.view(-1, *self.feature_shape))
-        best = scores.topk(min(top_k, len(names)), dim=1)
         out = []
-        for vals, idx in zip(best.values.tolist(), best.indices.tolist()):
+        for vals, idx in zip(values, indices):
             known = threshold is None or vals[0] >= threshold
             out.append({"name": names[idx[0]] if known else "unknown", "score": vals[0],
                         "candidates": [{"name": names[i], "score": v} for v, i in zip(vals, idx)]})
