@@ -99,17 +99,23 @@ class Enroller:
         """(class names, classify(features) -> scores [n, classes]), rebuilt only after a write."""
         gen = self.store.generation()
         if self._scorer is None or self._scorer[0] != gen:
-            names, emb, labels = self.store.snapshot()
-            feats = torch.from_numpy(emb)
             if hasattr(self.learner, "prototype_classifier"):
                 # One prototype per class: a [queries, classes] matrix product, even for 100k classes.
-                sums = torch.zeros(len(names), feats.shape[1]).index_add_(0, torch.from_numpy(labels), feats)
-                counts = torch.bincount(torch.from_numpy(labels), minlength=len(names)).clamp_min(1)
-                classify = self.learner.prototype_classifier(sums / counts.unsqueeze(1))
+                names, prototypes = self.class_prototypes()
+                classify = self.learner.prototype_classifier(prototypes)
             else:
-                classify = self.learner.head(feats.view(-1, *self.feature_shape), torch.from_numpy(labels), len(names))
+                names, emb, labels = self.store.snapshot()
+                classify = self.learner.head(torch.from_numpy(emb).view(-1, *self.feature_shape),
+                                             torch.from_numpy(labels), len(names))
             self._scorer = (gen, names, classify)
         return self._scorer[1], self._scorer[2]
+
+    def class_prototypes(self) -> tuple[list[str], torch.Tensor]:
+        """(class names, [classes, dim] mean embedding of each class) of the store as it is now."""
+        names, emb, labels = self.store.snapshot()
+        feats, index = torch.from_numpy(emb), torch.from_numpy(labels)
+        sums = torch.zeros(len(names), feats.shape[1]).index_add_(0, index, feats)
+        return names, sums / torch.bincount(index, minlength=len(names)).clamp_min(1).unsqueeze(1)
 
     def approximate_index(self):
         """(class names, a FAISS HNSW index over the class prototypes), rebuilt after a write.
@@ -120,14 +126,11 @@ class Enroller:
 
         gen = self.store.generation()
         if self._ann is None or self._ann[0] != gen:
-            names, emb, labels = self.store.snapshot()
-            sums = np.zeros((len(names), emb.shape[1]), np.float32)
-            np.add.at(sums, labels, emb)
-            prototypes = sums / np.maximum(np.bincount(labels, minlength=len(names)), 1)[:, None].astype(np.float32)
-            index = faiss.IndexHNSWFlat(emb.shape[1], 32)
+            names, prototypes = self.class_prototypes()
+            index = faiss.IndexHNSWFlat(prototypes.shape[1], 32)
             index.hnsw.efSearch = 128
             if len(names):
-                index.add(np.ascontiguousarray(prototypes))
+                index.add(np.ascontiguousarray(prototypes.numpy()))
             self._ann = (gen, names, index)
         return self._ann[1], self._ann[2]
 
