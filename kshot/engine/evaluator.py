@@ -26,11 +26,17 @@ class EvalResult:
         return f"{self.accuracy:.2f} +- {self.ci95:.2f}% over {self.episodes} episodes"
 
 
+def mean_ci95(values: Tensor) -> tuple[float, float]:
+    """Mean and the half-width of its 95% interval, 1.96 * std / sqrt(n) (0 for one value)."""
+    v = values.double()
+    n = v.numel()
+    std = v.std(unbiased=True).item() if n > 1 else 0.0
+    return v.mean().item(), 1.96 * std / math.sqrt(n)
+
+
 def summarize(accuracies: Tensor, seconds: float) -> EvalResult:
-    acc = accuracies.double() * 100
-    n = acc.numel()
-    std = acc.std(unbiased=True).item() if n > 1 else 0.0
-    return EvalResult(acc.mean().item(), 1.96 * std / math.sqrt(n), n, seconds, accuracies)
+    mean, ci = mean_ci95(accuracies * 100)
+    return EvalResult(mean, ci, accuracies.numel(), seconds, accuracies)
 
 
 @torch.no_grad()

@@ -28,6 +28,12 @@ from .functional import Functional, LearningRate, Params, gradient_steps
 from .registry import METHODS
 
 
+def stack_tasks(tasks: list[Task]) -> list[Tensor]:
+    """[support, support labels, query, query labels], each stacked over the tasks (for vmap)."""
+    return [torch.stack([getattr(t, name) for t in tasks])
+            for name in ("support", "support_labels", "query", "query_labels")]
+
+
 def output_features(encoder: nn.Module, input_shape: list[int]) -> int:
     """Width of the encoder's flattened output for one input of `input_shape`."""
     was_training = encoder.training
@@ -119,10 +125,8 @@ class MAML(Learner):
         self.check_way(tasks[0].way)
         params = self.f.params()
         if self.vectorizable() and len(tasks) > 1:
-            stack = lambda name: torch.stack([getattr(t, name) for t in tasks])
             with vmap_safe():
-                losses, logits = torch.func.vmap(self.task_loss, in_dims=(None, 0, 0, 0, 0))(
-                    params, stack("support"), stack("support_labels"), stack("query"), stack("query_labels"))
+                losses, logits = torch.func.vmap(self.task_loss, in_dims=(None, 0, 0, 0, 0))(params, *stack_tasks(tasks))
             return losses.mean(), logits
         pairs = [self.task_loss(params, t.support, t.support_labels, t.query, t.query_labels) for t in tasks]
         return torch.stack([l for l, _ in pairs]).mean(), torch.stack([z for _, z in pairs])

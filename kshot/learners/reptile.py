@@ -18,7 +18,7 @@ from torch import Tensor
 from ..data.sampler import Task
 from ..nets.norm import vmap_safe
 from .base import Learner
-from .maml import MAML
+from .maml import MAML, stack_tasks
 from .registry import METHODS
 
 
@@ -44,8 +44,7 @@ class Reptile(MAML):
             logits = self.predict(phi, support, query)
             return phi, F.cross_entropy(logits, q_labels), logits
 
-        stack = lambda name: torch.stack([getattr(t, name) for t in tasks])
-        args = [stack(n) for n in ("support", "support_labels", "query", "query_labels")]
+        args = stack_tasks(tasks)
         if self.vectorizable() and len(tasks) > 1:
             with vmap_safe():
                 phis, losses, logits = torch.func.vmap(adapt_and_score)(*args)

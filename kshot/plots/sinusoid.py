@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..learners.functional import Functional, gradient_steps
+from ..learners.functional import Functional
+from ..regression.meta import fine_tune
 from ..regression.sinusoid import SinusoidTasks
 
 
 def adapted_curve(net: nn.Module, sx, sy, grid, steps: int, lr: float):
     f = Functional(net)
     params = {k: v.detach() for k, v in f.params().items()}
-    phi = gradient_steps(lambda p: F.mse_loss(f(p, sx), sy), params, steps, lr, first_order=True)
-    return f(phi, grid).detach().squeeze(1)
+    return f(fine_tune(f, params, sx, sy, steps, lr, first_order=True), grid).detach().squeeze(1)
 
 
 def plot_sinusoid(models: dict[int, dict[str, nn.Module]], path: str | Path, lr: float = 0.01, seed: int = 777) -> Path:

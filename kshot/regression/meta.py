@@ -8,7 +8,6 @@ Tasks run under torch.func.vmap (a small MLP: no BatchNorm, and vmap pays here).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..engine import checkpoint
+from ..engine.evaluator import mean_ci95
 from ..engine.trainer import optimizer_tensors, restore_optimizer, stop_requests
 from ..errors import CheckpointError
 from ..learners.functional import Functional, Params, gradient_steps
@@ -45,11 +45,17 @@ class RegressionRun:
         return dict(self.__dict__)
 
 
+def fine_tune(f: Functional, params: Params, x: Tensor, y: Tensor, steps: int, lr: float,
+              first_order: bool = False) -> Params:
+    """`steps` plain gradient steps on the MSE of the K points (x, y): MAML's inner loop, and
+    the test-time adaptation of both regressors."""
+    return gradient_steps(lambda p: F.mse_loss(f(p, x), y), params, steps, lr, first_order)
+
+
 def adapted_loss(f: Functional, params: Params, sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor,
                  steps: int, lr: float) -> Tensor:
     """Query MSE after `steps` gradient steps on the support MSE (second order)."""
-    phi = gradient_steps(lambda p: F.mse_loss(f(p, sx), sy), params, steps, lr)
-    return F.mse_loss(f(phi, qx), qy)
+    return F.mse_loss(f(fine_tune(f, params, sx, sy, steps, lr), qx), qy)
 
 
 def train_regressor(run: RegressionRun, path: str | Path | None = None, progress: bool = True,
@@ -123,11 +129,10 @@ def evaluate_adaptation(net: nn.Module, shots: int, steps: list[int], tasks: int
     b = SinusoidTasks(seed).batch(0, tasks, shots, query)
 
     def errors(sx, sy, qx, qy, n):
-        phi = gradient_steps(lambda p: F.mse_loss(f(p, sx), sy), params, n, lr, first_order=True)
-        return F.mse_loss(f(phi, qx), qy)
+        return F.mse_loss(f(fine_tune(f, params, sx, sy, n, lr, first_order=True), qx), qy)
 
     out = []
     for n in steps:
-        mse = torch.func.vmap(errors, in_dims=(0, 0, 0, 0, None))(b.support_x, b.support_y, b.query_x, b.query_y, n).double()
-        out.append(AdaptationResult(n, mse.mean().item(), 1.96 * mse.std().item() / math.sqrt(tasks), tasks))
+        mse = torch.func.vmap(errors, in_dims=(0, 0, 0, 0, None))(b.support_x, b.support_y, b.query_x, b.query_y, n)
+        out.append(AdaptationResult(n, *mean_ci95(mse), tasks))
     return out
