@@ -23,7 +23,9 @@ import time
 import types
 from pathlib import Path
 
-IMPLS = ["kshot", "kshot-vmap", "plain-loop", "learn2learn"]
+# kshot: the default (tasks in one worker thread per torch thread); kshot-serial: one task at a
+# time over all threads, as the other two do; kshot-vmap: all tasks at once under torch.func.vmap.
+IMPLS = ["kshot", "kshot-serial", "kshot-vmap", "plain-loop", "learn2learn"]
 
 
 def import_learn2learn_maml(scratch: Path):
@@ -59,7 +61,8 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
     first_order = order == "first"
     learner = build_learner("maml", "conv4", {"norm": "task", "channels_last": False},
                             {"way": 5, "input_shape": [1, 28, 28], "first_order": first_order,
-                             "vectorize": "vmap" if impl == "kshot-vmap" else "loop"})
+                             "vectorize": "vmap" if impl == "kshot-vmap" else "loop",
+                             "workers": 1 if impl == "kshot-serial" else 0})
     net = learner.net
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     if impl == "learn2learn":
@@ -98,7 +101,7 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=3, help="timed meta-iterations per implementation (after 1 warm-up)")
+    p.add_argument("--iterations", type=int, default=5, help="timed meta-iterations per implementation (after 1 warm-up)")
     p.add_argument("--meta-batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--impl", choices=IMPLS, help="(internal) run one implementation and print JSON")

@@ -74,11 +74,11 @@ def regression_table(all_rows: list[dict]) -> list[str]:
 def meta_speed_table(all_rows: list[dict]) -> list[str]:
     out = ["| implementation | order | episode, meta-batch | meta-iterations/s | peak RSS | command | machine | date |",
            "|---|---|---|---|---|---|---|---|"]
-    peaks = {(r["impl"], r["order"], r["date"]): r["value"] for r in all_rows if r.get("metric") == "peak_rss"}
+    peaks = {(r["impl"], r["order"], r["command"]): r["value"] for r in all_rows if r.get("metric") == "peak_rss"}
     for r in all_rows:
         if r.get("metric") == "meta_iterations_per_second":
             out.append(f"| {r['impl']} | {r['order']} | {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} "
-                       f"| **{r['value']:.3f}** | {peaks.get((r['impl'], r['order'], r['date']), '–')} MiB "
+                       f"| **{r['value']:.3f}** | {peaks.get((r['impl'], r['order'], r['command']), '–')} MiB "
                        f"| `{r['command']}` | {r['machine']} | {r['date']} |")
     return out
 

@@ -1,5 +1,6 @@
 """MAML family: exact meta-gradients, the first-order term, vmap vs loop, the papers' updates."""
 import copy
+import threading
 
 import pytest
 import torch
@@ -214,16 +215,39 @@ def test_short_real_maml_run_beats_chance(data_dir, omniglot, tmp_path):
     assert torch.allclose(again.per_episode, result.per_episode)
 
 
-@pytest.mark.parametrize("cls", [MAML, Reptile])
-def test_meta_step_accumulates_the_same_gradient_as_meta_loss(cls):
-    model = learner(cls, inner_steps=2)
-    tasks = random_tasks(3)
+@pytest.mark.parametrize("cls", [MAML, FirstOrderMAML, MetaSGD, ANIL, Reptile, MetaLSTM])
+@pytest.mark.parametrize("bn", ["transductive", "support"])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_meta_step_accumulates_the_same_gradient_as_meta_loss(cls, bn, workers):
+    """Also in worker threads (each task on its own copy of the network, BN settings per thread)."""
+    model = learner(cls, inner_steps=2, bn=bn, workers=workers)  # on a CPU: the per-task loop
+    tasks = random_tasks(4)
     expected = meta_gradient(model, tasks)
     model.zero_grad()
     value, logits = model.meta_step(tasks)
     got = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
     assert torch.allclose(got, expected, atol=1e-12)
-    assert logits.shape == (3, 6, WAY) and abs(value - model.meta_loss(tasks)[0].item()) < 1e-9
+    assert logits.shape == (4, 6, WAY) and abs(value - model.meta_loss(tasks)[0].item()) < 1e-9
+
+
+def test_map_tasks_runs_tasks_side_by_side_and_keeps_their_order():
+    from kshot.learners.functional import Functional, map_tasks
+
+    f = Functional(nn.Linear(2, 2))
+    meeting = threading.Barrier(2, timeout=30)  # passes only if two tasks are running at once
+    threads_seen = set()
+
+    def task(i):
+        meeting.wait()
+        threads_seen.add(threading.get_ident())
+        assert f.module is not f._module  # each worker calls its own copy
+        return i * i
+
+    before = torch.get_num_threads()
+    assert map_tasks(task, range(6), 2, f) == [0, 1, 4, 9, 16, 25]
+    assert len(threads_seen) == 2 and threading.get_ident() not in threads_seen
+    assert torch.get_num_threads() == before
+    assert f.module is f._module
 
 
 def test_task_batchnorm_fused_and_composite_paths_agree_to_second_order():

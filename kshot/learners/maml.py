@@ -12,7 +12,8 @@ the support statistics, so no query statistics leak into a prediction.
 A meta-batch of tasks runs under `torch.func.vmap` (`vectorize="vmap"`) or as a per-task
 loop (`"loop"`); tests check both agree in float64. `"auto"` picks vmap on a GPU and the
 loop on a CPU, where vmap's batched-weight convolutions measured 1.6-2.8x slower than the
-loop (Conv-4, 5-way 1-shot, meta-batch 4, 1 thread; BENCHMARKS.md).
+loop (Conv-4, 5-way 1-shot, meta-batch 4, 1 thread; BENCHMARKS.md). On a CPU the loop runs
+its tasks in `workers` threads (default: torch's thread count), one intra-op thread each.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..data.sampler import Task
 from ..errors import ConfigError
 from ..nets.norm import reference_rows, vmap_safe
 from .base import Classifier, Learner
-from .functional import Functional, LearningRate, Params, gradient_steps
+from .functional import Functional, LearningRate, Params, gradient_steps, map_tasks
 from .registry import METHODS
 
 
@@ -55,7 +56,8 @@ class MAML(Learner):
 
     def __init__(self, encoder: nn.Module, way: int = 5, input_shape: list[int] | None = None,
                  inner_steps: int = 1, inner_lr: float = 0.4, test_steps: int = 3,
-                 first_order: bool = False, bn: str = "transductive", vectorize: str = "auto"):
+                 first_order: bool = False, bn: str = "transductive", vectorize: str = "auto",
+                 workers: int = 0):
         super().__init__()
         if bn not in ("transductive", "support"):
             raise ValueError(f"bn must be 'transductive' or 'support', not {bn!r}")
@@ -63,10 +65,12 @@ class MAML(Learner):
             raise ValueError(f"vectorize must be 'auto', 'vmap' or 'loop', not {vectorize!r}")
         if inner_steps < 0 or test_steps < 0:
             raise ValueError("inner_steps and test_steps must be >= 0")
+        if workers < 0:
+            raise ValueError("workers must be >= 0 (0: one per torch thread on a CPU)")
         features = output_features(encoder, input_shape or [1, 28, 28])
         self.way, self.input_shape = way, input_shape
         self.inner_steps, self.test_steps, self.inner_lr = inner_steps, test_steps, inner_lr
-        self.first_order, self.bn, self.vectorize = first_order, bn, vectorize
+        self.first_order, self.bn, self.vectorize, self.workers = first_order, bn, vectorize, workers
         self.net = nn.Sequential(encoder, nn.Flatten(), nn.Linear(features, way))
         self.f = Functional(self.net)
 
@@ -85,7 +89,7 @@ class MAML(Learner):
         if self.bn == "transductive":
             return self.f(params, query)
         n = support.shape[0]
-        with reference_rows(self.net, n):
+        with reference_rows(n):
             return self.f(params, torch.cat([support, query]))[n:]
 
     def task_loss(self, params: Params, support: Tensor, s_labels: Tensor, query: Tensor, q_labels: Tensor):
@@ -121,6 +125,13 @@ class MAML(Learner):
         wanted = self.vectorize == "vmap" or (self.vectorize == "auto" and on_gpu)
         return wanted and not batchnorm
 
+    def task_workers(self) -> int:
+        """Threads for the per-task loop: one per torch thread on a CPU unless set. Never with
+        buffers (a torch BatchNorm's running statistics would be updated in a thread's copy)."""
+        if any(True for _ in self.net.buffers()) or next(self.net.parameters()).is_cuda:
+            return 1
+        return self.workers or torch.get_num_threads()
+
     def meta_loss(self, tasks: list[Task]) -> tuple[Tensor, Tensor]:
         self.check_way(tasks[0].way)
         params = self.f.params()
@@ -132,17 +143,24 @@ class MAML(Learner):
         return torch.stack([l for l, _ in pairs]).mean(), torch.stack([z for _, z in pairs])
 
     def meta_step(self, tasks: list[Task]) -> tuple[float, Tensor]:
-        """Without vmap, back-propagate each task as soon as its loss exists, so only one task's
-        second-order graph is alive at a time (peak memory of one task, not of the meta-batch)."""
+        """Without vmap, differentiate each task as soon as its loss exists, so only one task's
+        second-order graph per worker is alive at a time (not the whole meta-batch's). The
+        per-task gradients are summed in task order: the result does not depend on `workers`."""
         if self.vectorizable() and len(tasks) > 1:
             return super().meta_step(tasks)
-        total, logits = 0.0, []
-        for t in tasks:
-            loss, z = self.meta_loss([t])
-            (loss / len(tasks)).backward()
-            total += loss.item() / len(tasks)
-            logits.append(z[0].detach())
-        return total, torch.stack(logits)
+        params = [p for p in self.parameters() if p.requires_grad]
+
+        def one_task(task: Task) -> tuple[float, Tensor, tuple[Tensor | None, ...]]:
+            loss, logits = self.meta_loss([task])
+            grads = torch.autograd.grad(loss / len(tasks), params, allow_unused=True)
+            return loss.item(), logits[0].detach(), grads
+
+        results = map_tasks(one_task, tasks, self.task_workers(), self.f)
+        for _, _, grads in results:
+            for p, g in zip(params, grads):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad + g
+        return sum(loss for loss, _, _ in results) / len(tasks), torch.stack([z for _, z, _ in results])
 
 
 @METHODS.register("fomaml")
@@ -180,6 +198,6 @@ class ANIL(MAML):
 
     def inner_loop(self, params: Params, support: Tensor, labels: Tensor, steps: int) -> Params:
         body = {k[2:]: v for k, v in params.items() if k.startswith("0.")}
-        features = torch.func.functional_call(self.net[0], body, (support,)).flatten(1)
+        features = torch.func.functional_call(self.f.module[0], body, (support,)).flatten(1)
         loss_of = lambda p: F.cross_entropy(F.linear(features, p["2.weight"], p["2.bias"]), labels)
         return gradient_steps(loss_of, params, steps, self.step_sizes(), self.first_order, self.adapted_names())

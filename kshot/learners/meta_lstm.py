@@ -71,7 +71,11 @@ class MetaLSTM(MAML):
         loss_of = lambda flat: F.cross_entropy(self.f(unflatten(flat), support), labels)
         state, f_prev, i_prev = None, torch.zeros_like(theta), torch.zeros_like(theta)
         for _ in range(steps):
-            grad, loss = torch.func.grad_and_value(loss_of)(theta.detach())
+            with torch.enable_grad():  # gradient and loss are inputs: no second derivatives
+                leaf = theta.detach().requires_grad_()
+                loss = loss_of(leaf)
+                (grad,) = torch.autograd.grad(loss, leaf)
+            loss = loss.detach()
             inputs = torch.cat([preprocess(grad), preprocess(loss).expand(theta.numel(), 2)], 1)
             state = self.reader(inputs, state)
             theta, f_prev, i_prev = self.writer(state[0], theta, grad, f_prev, i_prev)

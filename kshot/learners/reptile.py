@@ -18,6 +18,7 @@ from torch import Tensor
 from ..data.sampler import Task
 from ..nets.norm import vmap_safe
 from .base import Learner
+from .functional import map_tasks
 from .maml import MAML, stack_tasks
 from .registry import METHODS
 
@@ -49,7 +50,8 @@ class Reptile(MAML):
             with vmap_safe():
                 phis, losses, logits = torch.func.vmap(adapt_and_score)(*args)
         else:
-            outs = [adapt_and_score(*(a[i] for a in args)) for i in range(len(tasks))]
+            outs = map_tasks(lambda i: adapt_and_score(*(a[i] for a in args)), range(len(tasks)),
+                             self.task_workers(), self.f)
             phis = {k: torch.stack([o[0][k] for o in outs]) for k in theta}
             losses, logits = torch.stack([o[1] for o in outs]), torch.stack([o[2] for o in outs])
         direction = {k: (theta[k].detach() - phis[k].mean(0)).detach() for k in theta}

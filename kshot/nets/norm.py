@@ -1,10 +1,12 @@
 """Normalisation layers for episodic learners.
 
 `TaskBatchNorm2d` always uses the statistics of the batch it sees, in training and at
-test time, as MAML does (Finn et al. 2017 keep no running statistics). Setting
-`reference_rows = n` takes the statistics from the first n rows only: a learner puts the
+test time, as MAML does (Finn et al. 2017 keep no running statistics). Within
+`reference_rows(n)` it takes the statistics from the first n rows only: a learner puts the
 support set first, so query images are normalised with support statistics and cannot
-influence each other's predictions (no transductive leak).
+influence each other's predictions (no transductive leak). Both switches are context
+variables, not module attributes, so threads running tasks side by side never see each
+other's setting.
 
 Normally the layer calls the fused `F.batch_norm` kernel (25% faster MAML steps on CPU).
 Under `torch.func.vmap` that kernel gives wrong second-order gradients (measured with torch
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 _COMPOSITE = contextvars.ContextVar("kshot_composite_norm", default=False)
+_REFERENCE_ROWS: contextvars.ContextVar[int | None] = contextvars.ContextVar("kshot_reference_rows", default=None)
 
 
 @contextmanager
@@ -40,12 +43,12 @@ class TaskBatchNorm2d(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
-        self.reference_rows: int | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.reference_rows is None and not _COMPOSITE.get():
+        rows = _REFERENCE_ROWS.get()
+        if rows is None and not _COMPOSITE.get():
             return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        ref = x if self.reference_rows is None else x[: self.reference_rows]
+        ref = x if rows is None else x[:rows]
         mean = ref.mean(dim=(0, 2, 3), keepdim=True)
         var = (ref - mean).pow(2).mean(dim=(0, 2, 3), keepdim=True)
         scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
@@ -53,16 +56,13 @@ class TaskBatchNorm2d(nn.Module):
 
 
 @contextmanager
-def reference_rows(module: nn.Module, rows: int | None) -> Iterator[None]:
-    """Within the block, every TaskBatchNorm2d in `module` takes its statistics from the first `rows` rows."""
-    layers = [m for m in module.modules() if isinstance(m, TaskBatchNorm2d)]
-    for m in layers:
-        m.reference_rows = rows
+def reference_rows(rows: int | None) -> Iterator[None]:
+    """Within the block (in this thread), every TaskBatchNorm2d takes its statistics from the first `rows` rows."""
+    token = _REFERENCE_ROWS.set(rows)
     try:
         yield
     finally:
-        for m in layers:
-            m.reference_rows = None
+        _REFERENCE_ROWS.reset(token)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
