@@ -244,7 +244,7 @@ def test_map_tasks_runs_tasks_side_by_side_and_keeps_their_order():
         return i * i
 
     before = torch.get_num_threads()
-    assert map_tasks(task, range(6), 2, f) == [0, 1, 4, 9, 16, 25]
+    assert list(map_tasks(task, range(6), 2, f)) == [0, 1, 4, 9, 16, 25]
     assert len(threads_seen) == 2 and threading.get_ident() not in threads_seen
     assert torch.get_num_threads() == before
     assert f.module is f._module

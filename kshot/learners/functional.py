@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -93,18 +93,19 @@ def gradient_steps(loss_of: Callable[[Params], Tensor], params: Params, steps: i
     return params
 
 
-def map_tasks(fn: Callable[[T], R], tasks: Sequence[T], workers: int, functional: Functional) -> list[R]:
-    """[fn(task) for task in tasks], in `workers` threads when workers > 1.
+def map_tasks(fn: Callable[[T], R], tasks: Sequence[T], workers: int, functional: Functional) -> Iterator[R]:
+    """fn(task) for each task, yielded in task order, computed in `workers` threads when workers > 1.
 
     On a CPU, tasks side by side in threads of one intra-op thread each beat one task at a
-    time spread over all threads (a task's tensors are too small to split well). Results come
-    back in task order, so whatever the caller sums over them is summed in a fixed order."""
+    time spread over all threads (a task's tensors are too small to split well). In-order
+    results let the caller sum them in a fixed order, and consume each one as it arrives."""
     if workers <= 1 or len(tasks) <= 1:
-        return [fn(t) for t in tasks]
+        yield from (fn(t) for t in tasks)
+        return
     intra_op = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(min(workers, len(tasks)), initializer=functional.replica) as pool:
-            return list(pool.map(fn, tasks))
+            yield from pool.map(fn, tasks)
     finally:
         torch.set_num_threads(intra_op)

@@ -155,12 +155,13 @@ class MAML(Learner):
             grads = torch.autograd.grad(loss / len(tasks), params, allow_unused=True)
             return loss.item(), logits[0].detach(), grads
 
-        results = map_tasks(one_task, tasks, self.task_workers(), self.f)
-        for _, _, grads in results:
-            for p, g in zip(params, grads):
+        total, logits = 0.0, []
+        for loss, z, grads in map_tasks(one_task, tasks, self.task_workers(), self.f):
+            for p, g in zip(params, grads):  # accumulated at once: no meta-batch of gradients held
                 if g is not None:
-                    p.grad = g if p.grad is None else p.grad + g
-        return sum(loss for loss, _, _ in results) / len(tasks), torch.stack([z for _, z, _ in results])
+                    p.grad = g if p.grad is None else p.grad.add_(g)
+            total, logits = total + loss, logits + [z]
+        return total / len(tasks), torch.stack(logits)
 
 
 @METHODS.register("fomaml")

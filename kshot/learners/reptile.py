@@ -50,8 +50,8 @@ class Reptile(MAML):
             with vmap_safe():
                 phis, losses, logits = torch.func.vmap(adapt_and_score)(*args)
         else:
-            outs = map_tasks(lambda i: adapt_and_score(*(a[i] for a in args)), range(len(tasks)),
-                             self.task_workers(), self.f)
+            outs = list(map_tasks(lambda i: adapt_and_score(*(a[i] for a in args)), range(len(tasks)),
+                                  self.task_workers(), self.f))
             phis = {k: torch.stack([o[0][k] for o in outs]) for k in theta}
             losses, logits = torch.stack([o[1] for o in outs]), torch.stack([o[2] for o in outs])
         direction = {k: (theta[k].detach() - phis[k].mean(0)).detach() for k in theta}
