@@ -20,9 +20,20 @@ def class_means(features: Tensor, labels: Tensor, way: int) -> Tensor:
     return (onehot.T @ features) / onehot.sum(0).clamp_min(1).unsqueeze(1)
 
 
-def squared_euclidean(a: Tensor, b: Tensor) -> Tensor:
-    """[n, m] squared distances, via the expansion |a|^2 - 2ab + |b|^2 (one matmul)."""
-    return (a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b.pow(2).sum(1).unsqueeze(0)).clamp_min(0)
+def squared_euclidean(a: Tensor, b: Tensor, b_norms: Tensor | None = None) -> Tensor:
+    """[n, m] squared distances, via the expansion |a|^2 - 2ab + |b|^2 (one matmul);
+    `b_norms` ([1, m], |b|^2) may be passed in when b is scored against many times."""
+    if b_norms is None:
+        b_norms = b.pow(2).sum(1).unsqueeze(0)
+    return (a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b_norms).clamp_min(0)
+
+
+def nearest_prototype_scores(prototypes: Tensor) -> Classifier:
+    """Minus squared distances to the prototypes. |p|^2 is computed once per classifier, not
+    per query batch: with 100k enrolled classes that read of every prototype is half the cost
+    of a request."""
+    norms = prototypes.pow(2).sum(1).unsqueeze(0)
+    return lambda q: -squared_euclidean(q, prototypes, norms)
 
 
 @METHODS.register("protonet")
@@ -43,9 +54,6 @@ class ProtoNet(MetricLearner):
     def prototype_classifier(self, prototypes: Tensor) -> Classifier:
         """Scores against given class prototypes (the enrollment store keeps them for many classes)."""
         if self.distance == "euclidean":
-            # |p|^2 once per classifier, not per query batch: with 100k enrolled classes that
-            # read of every prototype is half the cost of a request.
-            norms = prototypes.pow(2).sum(1).unsqueeze(0)
-            return lambda q: (q.pow(2).sum(1, keepdim=True) - 2 * q @ prototypes.T + norms).clamp_min(0).neg()
+            return nearest_prototype_scores(prototypes)
         protos = F.normalize(prototypes, dim=1)
         return lambda q: self.log_scale.exp() * F.normalize(q, dim=1) @ protos.T

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..data.sampler import Task
 from .base import Classifier, MetricLearner
-from .protonet import class_means, squared_euclidean
+from .protonet import class_means, nearest_prototype_scores, squared_euclidean
 from .registry import METHODS
 
 
@@ -40,7 +40,7 @@ class TripletNet(MetricLearner):
         return self.prototype_classifier(class_means(support_features, support_labels, way))
 
     def prototype_classifier(self, prototypes: Tensor) -> Classifier:
-        return lambda q: -squared_euclidean(q, prototypes)
+        return nearest_prototype_scores(prototypes)
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:
         s, q = self.episode_features(task)
