@@ -47,13 +47,11 @@ class Functional:
     @property
     def module(self) -> nn.Module:
         replica = getattr(self._local, "module", None)
-        if replica is None:
-            return self._module
-        replica.train(self._module.training)
-        return replica
+        return self._module if replica is None else replica
 
     def replica(self) -> None:
-        """From now on this thread calls a private copy of the module (for worker threads)."""
+        """From now on this thread calls a private copy of the module, train/eval mode included
+        (for worker threads, which live no longer than one `map_tasks` call)."""
         self._local.module = copy.deepcopy(self._module)
 
     def params(self) -> Params:
@@ -67,16 +65,17 @@ def step_size(lr: LearningRate, name: str) -> float | Tensor:
     return lr[name] if isinstance(lr, Mapping) else lr
 
 
-def gradient(loss_of: Callable[[Params], Tensor], params: Params, create_graph: bool) -> Params:
-    """d loss_of(params) / d params: torch.func.grad under vmap, torch.autograd.grad otherwise
-    (where parameters that do not require grad, as at test time, become leaves that do)."""
+def gradient_and_value(loss_of: Callable[[Params], Tensor], params: Params, create_graph: bool) -> tuple[Params, Tensor]:
+    """(d loss_of(params) / d params, loss_of(params)): torch.func under vmap, torch.autograd.grad
+    otherwise (where parameters that do not require grad, as at test time, become leaves that do)."""
     if torch._C._functorch.peek_interpreter_stack() is not None:  # inside vmap (or another transform)
-        grads = torch.func.grad(loss_of)(params)
-        return grads if create_graph else {k: g.detach() for k, g in grads.items()}
+        grads, value = torch.func.grad_and_value(loss_of)(params)
+        return (grads if create_graph else {k: g.detach() for k, g in grads.items()}), value
     with torch.enable_grad():
         leaves = {k: v if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
-        grads = torch.autograd.grad(loss_of(leaves), list(leaves.values()), create_graph=create_graph)
-    return dict(zip(leaves, grads))
+        value = loss_of(leaves)
+        grads = torch.autograd.grad(value, list(leaves.values()), create_graph=create_graph)
+    return dict(zip(leaves, grads)), value
 
 
 def gradient_steps(loss_of: Callable[[Params], Tensor], params: Params, steps: int, lr: LearningRate,
@@ -88,7 +87,7 @@ def gradient_steps(loss_of: Callable[[Params], Tensor], params: Params, steps: i
     create_graph = not first_order and any(params[k].requires_grad for k in names)
     for _ in range(steps):
         fixed = {k: v for k, v in params.items() if k not in names}
-        grads = gradient(lambda sub: loss_of({**fixed, **sub}), {k: params[k] for k in names}, create_graph)
+        grads, _ = gradient_and_value(lambda sub: loss_of({**fixed, **sub}), {k: params[k] for k in names}, create_graph)
         params = {**params, **{k: params[k] - step_size(lr, k) * grads[k] for k in names}}
     return params
 

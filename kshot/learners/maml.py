@@ -160,7 +160,8 @@ class MAML(Learner):
             for p, g in zip(params, grads):  # accumulated at once: no meta-batch of gradients held
                 if g is not None:
                     p.grad = g if p.grad is None else p.grad.add_(g)
-            total, logits = total + loss, logits + [z]
+            total += loss
+            logits.append(z)
         return total / len(tasks), torch.stack(logits)
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import Params
+from .functional import Params, gradient_and_value
 from .maml import MAML
 from .registry import METHODS
 
@@ -68,14 +68,12 @@ class MetaLSTM(MAML):
         sizes = [s.numel() for s in shapes]
         unflatten = lambda flat: {k: v.view(s) for k, v, s in zip(names, flat.split(sizes), shapes)}
         theta = torch.cat([params[k].reshape(-1) for k in names])
-        loss_of = lambda flat: F.cross_entropy(self.f(unflatten(flat), support), labels)
+        loss_of = lambda p: F.cross_entropy(self.f(unflatten(p["theta"]), support), labels)
         state, f_prev, i_prev = None, torch.zeros_like(theta), torch.zeros_like(theta)
         for _ in range(steps):
-            with torch.enable_grad():  # gradient and loss are inputs: no second derivatives
-                leaf = theta.detach().requires_grad_()
-                loss = loss_of(leaf)
-                (grad,) = torch.autograd.grad(loss, leaf)
-            loss = loss.detach()
+            # The gradient and loss are inputs to the meta-learner: no second derivatives.
+            grads, loss = gradient_and_value(loss_of, {"theta": theta.detach()}, create_graph=False)
+            grad, loss = grads["theta"], loss.detach()
             inputs = torch.cat([preprocess(grad), preprocess(loss).expand(theta.numel(), 2)], 1)
             state = self.reader(inputs, state)
             theta, f_prev, i_prev = self.writer(state[0], theta, grad, f_prev, i_prev)
