@@ -56,3 +56,22 @@ def test_pairs_command_learns_mnist_verification(data_dir, tmp_path, capsys):
 
     net, meta = load_learner(tmp_path / "twin.safetensors")
     assert meta["method"] == "siamese" and meta["backbone"] == "mlp"
+
+
+def test_eval_overrides_test_time_options_and_refuses_weight_changes(data_dir, tmp_path, capsys):
+    from kshot.engine.build import load_learner
+
+    out = tmp_path / "maml"
+    assert main(["train", "--method", "maml", "--out", str(out), "--data-dir", str(data_dir), "--way", "5",
+                 "--shot", "1", "--query", "1", "--meta-batch", "1", "--episodes", "1", "--val-split", "none",
+                 "--backbone-arg", "hidden=4", "--backbone-arg", "out_channels=4", "--quiet", "--no-download"]) == 0
+    ckpt = out / "best.safetensors"
+    learner, _ = load_learner(ckpt, method_overrides={"test_steps": 7})
+    assert learner.test_steps == 7 and load_learner(ckpt)[0].test_steps == 3
+    record = tmp_path / "results.jsonl"
+    assert main(["eval", str(ckpt), "--data-dir", str(data_dir), "--episodes", "2", "--query", "1",
+                 "--method-arg", "test_steps=1", "--record", str(record), "--quiet", "--no-download"]) == 0
+    assert json.loads(record.read_text())["method_overrides"] == {"test_steps": 1}
+    assert main(["eval", str(ckpt), "--data-dir", str(data_dir), "--way", "3", "--method-arg", "way=3",
+                 "--quiet", "--no-download"]) == 2
+    assert "change the shape" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from kshot.errors import ConfigError
 from kshot.learners.functional import gradient_steps
 from kshot.learners.maml import ANIL, MAML, FirstOrderMAML, MetaSGD
 from kshot.learners.meta_lstm import MetaLSTM
-from kshot.learners.reptile import Reptile
+from kshot.learners.reptile import Reptile, batch_order
 from kshot.nets.conv4 import Conv4
 
 WAY = 3
@@ -136,26 +136,59 @@ def test_anil_adapts_the_head_only():
     assert changed == {"2.weight", "2.bias"}
 
 
-def test_reptile_step_moves_theta_toward_the_mean_adapted_weights():
-    model = learner(Reptile, inner_steps=3, inner_lr=0.2)
+def sgd_reference(model, theta, support, labels, batches, lr):
+    """The paper's inner loop written out with autograd: plain SGD, one step per index batch."""
+    phi = {k: v.detach().clone() for k, v in theta.items()}
+    for idx in batches:
+        phi = {k: v.requires_grad_() for k, v in phi.items()}
+        loss = F.cross_entropy(model.f(phi, support[idx]), labels[idx])
+        g = torch.autograd.grad(loss, list(phi.values()))
+        phi = {k: (v - lr * gk).detach() for (k, v), gk in zip(phi.items(), g)}
+    return phi
+
+
+@pytest.mark.parametrize("inner_batch,workers", [(0, 1), (4, 1), (4, 2)])
+def test_reptile_step_moves_theta_toward_the_mean_adapted_weights(inner_batch, workers):
+    model = learner(Reptile, inner_steps=3, inner_lr=0.2, inner_batch=inner_batch, workers=workers)
     tasks = random_tasks(2)
     theta = {k: v.detach().clone() for k, v in model.f.params().items()}
     adapted = []
-    for t in tasks:  # the paper's inner loop written out with autograd: plain SGD on the support
-        phi = {k: v.clone().requires_grad_() for k, v in theta.items()}
-        for _ in range(3):
-            loss = F.cross_entropy(model.f(phi, t.support), t.support_labels)
-            g = torch.autograd.grad(loss, list(phi.values()))
-            phi = {k: (v - 0.2 * gk).detach().requires_grad_() for (k, v), gk in zip(phi.items(), g)}
-        adapted.append(phi)
+    for t in tasks:
+        order = batch_order(t.support, 3, inner_batch)
+        assert (order is None) == (inner_batch == 0)
+        batches = [slice(None)] * 3 if order is None else order
+        adapted.append(sgd_reference(model, theta, t.support, t.support_labels, batches, 0.2))
     eps = 0.5
     opt = torch.optim.SGD(model.parameters(), lr=eps)
     opt.zero_grad()
     model.meta_loss(tasks)[0].backward()
     opt.step()
     for k, p in model.f.params().items():
-        mean_phi = sum(a[k].detach() for a in adapted) / 2
+        mean_phi = sum(a[k] for a in adapted) / 2
         assert torch.allclose(p, theta[k] + eps * (mean_phi - theta[k]), atol=1e-10), k
+
+
+def test_reptile_batch_order_visits_every_support_example_once_per_pass():
+    support = torch.randn(6, 1, 8, 8)
+    order = batch_order(support, 5, 2)
+    assert [len(b) for b in order] == [2] * 5
+    first_pass = torch.cat(order[:3])
+    assert sorted(first_pass.tolist()) == list(range(6))
+    assert [b.tolist() for b in batch_order(support, 5, 2)] == [b.tolist() for b in order]  # same episode, same order
+    others = [torch.cat(batch_order(torch.randn(6, 1, 8, 8), 3, 2)).tolist() for _ in range(5)]
+    assert any(o != first_pass.tolist() for o in others)
+    assert batch_order(support, 5, 0) is None and batch_order(support, 5, 6) is None
+
+
+def test_reptile_test_time_adaptation_uses_test_batches():
+    model = learner(Reptile, test_steps=4, inner_lr=0.2, test_batch=2).eval()
+    (t,) = random_tasks(1)
+    theta = {k: v.detach() for k, v in model.f.params().items()}
+    phi = sgd_reference(model, theta, t.support, t.support_labels, batch_order(t.support, 4, 2), 0.2)
+    got = model.adapt(t.support, t.support_labels, WAY)(t.query)
+    assert torch.allclose(got, model.f(phi, t.query), atol=1e-10)
+    full = sgd_reference(model, theta, t.support, t.support_labels, [slice(None)] * 4, 0.2)
+    assert not torch.allclose(got, model.f(full, t.query), atol=1e-6)  # the batches made a difference
 
 
 def test_meta_lstm_update_is_forget_times_theta_minus_input_times_gradient():

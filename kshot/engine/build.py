@@ -33,18 +33,28 @@ def learner_meta(method: str, backbone: str, backbone_args: dict, method_args: d
     return {"method": method, "backbone": backbone, "backbone_args": backbone_args, "method_args": method_args}
 
 
-def load_learner(path: str | Path, expect_method: str | None = None) -> tuple[Learner, dict]:
-    """A learner in eval mode with the checkpoint's weights, and the checkpoint's metadata."""
+def load_learner(path: str | Path, expect_method: str | None = None,
+                 method_overrides: dict | None = None) -> tuple[Learner, dict]:
+    """A learner in eval mode with the checkpoint's weights, and the checkpoint's metadata.
+    `method_overrides` replace method options that leave the weights as they are (test_steps)."""
     tensors, meta = checkpoint.load(path, expect_method)
     try:
-        learner = build_learner(meta["method"], meta["backbone"], meta.get("backbone_args"), meta.get("method_args"))
+        method_args = {**meta.get("method_args", {}), **(method_overrides or {})}
+        learner = build_learner(meta["method"], meta["backbone"], meta.get("backbone_args"), method_args)
     except KeyError as e:
         raise CheckpointError(f"{path}: metadata lacks {e}; it was not written by `kshot train`") from e
     state = checkpoint.split_prefix(tensors, "model.")
-    missing, unexpected = learner.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    expected = learner.state_dict()
+    missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
+    resized = sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
+    if (missing or unexpected or resized) and method_overrides:
+        raise ConfigError(f"the options {sorted(method_overrides)} change the shape of this {meta['method']} "
+                          f"model's weights, so {path} cannot be loaded with them; drop them")
+    if missing or unexpected or resized:
         raise CheckpointError(
             f"{path}: weights do not fit a {meta['method']}/{meta['backbone']} model "
-            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the file is damaged or edited"
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}, resized {resized[:3]}); "
+            "the file is damaged or edited"
         )
+    learner.load_state_dict(state)
     return learner.eval(), meta

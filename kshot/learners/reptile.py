@@ -8,8 +8,16 @@ To use the trainer's optimizer unchanged, `meta_loss` returns a surrogate whose 
 with respect to theta is exactly (theta - mean(phi)): with SGD of learning rate eps that is
 the paper's update (the paper anneals eps linearly to 0: `--lr-schedule linear`).
 Its value is the query loss after adaptation, for the log.
+
+`inner_batch` / `test_batch` > 0 make each step use a mini-batch of that many support
+examples, as the paper's experiments do (e.g. Omniglot 5-shot: batches of 6 at test): the
+support set is visited in shuffled passes, each example once per pass. The order is seeded by
+the support images, so an episode always gets the same order (reproducible evaluation,
+resumable training). 0 (the default) uses the whole support set in every step.
 """
 from __future__ import annotations
+
+import zlib
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +25,8 @@ from torch import Tensor
 
 from ..data.sampler import Task
 from ..nets.norm import vmap_safe
-from .base import Learner
-from .functional import map_tasks
+from .base import Classifier, Learner
+from .functional import Params, map_tasks
 from .maml import MAML, stack_tasks
 from .registry import METHODS
 
@@ -31,27 +39,49 @@ class Reptile(MAML):
     train_defaults = {"way": 5, "shot": 5, "query": 5, "meta_batch": 5, "episodes": 100000, "optimizer": "sgd",
                       "lr": 1.0, "lr_schedule": "linear", "val_every": 1000, "val_episodes": 200}
 
-    def __init__(self, encoder, inner_steps: int = 5, inner_lr: float = 0.1, test_steps: int = 50, **kw):
+    def __init__(self, encoder, inner_steps: int = 5, inner_lr: float = 0.1, test_steps: int = 50,
+                 inner_batch: int = 0, test_batch: int = 0, **kw):
+        if inner_batch < 0 or test_batch < 0:
+            raise ValueError("inner_batch and test_batch must be >= 0 (0: the whole support set)")
         super().__init__(encoder, inner_steps=inner_steps, inner_lr=inner_lr, test_steps=test_steps,
                          first_order=True, **kw)
+        self.inner_batch, self.test_batch = inner_batch, test_batch
+
+    def sgd(self, params: Params, support: Tensor, labels: Tensor, steps: int,
+            batches: list[Tensor] | None) -> Params:
+        """`steps` SGD steps on the support set, or one step per index batch of `batches`."""
+        if batches is None:
+            return self.inner_loop(params, support, labels, steps)
+        for idx in batches:
+            params = self.inner_loop(params, support[idx], labels[idx], 1)
+        return params
+
+    def adapt(self, support: Tensor, support_labels: Tensor, way: int) -> Classifier:
+        self.check_way(way)
+        steps, batch = (self.inner_steps, self.inner_batch) if self.training else (self.test_steps, self.test_batch)
+        params = {k: v.detach() for k, v in self.f.params().items()}  # first order: never a graph to theta
+        adapted = self.sgd(params, support, support_labels, steps, batch_order(support, steps, batch))
+        return lambda query: self.predict(adapted, support, query)
 
     def meta_loss(self, tasks: list[Task]) -> tuple[Tensor, Tensor]:
         self.check_way(tasks[0].way)
         theta = self.f.params()
         start = {k: v.detach() for k, v in theta.items()}
 
-        def adapt_and_score(support, s_labels, query, q_labels):
-            phi = self.inner_loop(start, support, s_labels, self.inner_steps)
+        def adapt_and_score(batches, support, s_labels, query, q_labels):
+            phi = self.sgd(start, support, s_labels, self.inner_steps, batches)
             logits = self.predict(phi, support, query)
             return phi, F.cross_entropy(logits, q_labels), logits
 
         args = stack_tasks(tasks)
-        if self.vectorizable() and len(tasks) > 1:
+        if self.vectorizable() and len(tasks) > 1:  # one batch order for all tasks, from the first's images
+            batches = batch_order(args[0][0], self.inner_steps, self.inner_batch)
             with vmap_safe():
-                phis, losses, logits = torch.func.vmap(adapt_and_score)(*args)
+                phis, losses, logits = torch.func.vmap(lambda *a: adapt_and_score(batches, *a))(*args)
         else:
-            outs = list(map_tasks(lambda i: adapt_and_score(*(a[i] for a in args)), range(len(tasks)),
-                                  self.task_workers(), self.f))
+            one = lambda i: adapt_and_score(batch_order(args[0][i], self.inner_steps, self.inner_batch),
+                                            *(a[i] for a in args))
+            outs = list(map_tasks(one, range(len(tasks)), self.task_workers(), self.f))
             phis = {k: torch.stack([o[0][k] for o in outs]) for k in theta}
             losses, logits = torch.stack([o[1] for o in outs]), torch.stack([o[2] for o in outs])
         direction = {k: (theta[k].detach() - phis[k].mean(0)).detach() for k in theta}
@@ -62,3 +92,14 @@ class Reptile(MAML):
     def meta_step(self, tasks: list[Task]) -> tuple[float, Tensor]:
         # The surrogate needs the mean over all tasks; Reptile keeps no graph, so memory is small anyway.
         return Learner.meta_step(self, tasks)
+
+
+def batch_order(support: Tensor, steps: int, batch: int) -> list[Tensor] | None:
+    """Index batches for `steps` mini-batch steps over the rows of `support`, in shuffled passes
+    (each row once per pass), seeded by the rows' bytes; None when a batch would be all rows."""
+    n = support.shape[0]
+    if batch == 0 or batch >= n:
+        return None
+    g = torch.Generator().manual_seed(zlib.crc32(support.detach().cpu().numpy().tobytes()))
+    order = torch.cat([torch.randperm(n, generator=g) for _ in range(-(-steps * batch // n))])
+    return [order[i * batch:(i + 1) * batch] for i in range(steps)]
