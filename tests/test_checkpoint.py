@@ -57,6 +57,14 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
         load_learner(tmp_path / "bad.safetensors")
 
 
+def test_weights_of_another_size_are_refused_with_a_checkpoint_error(tmp_path):
+    net = build_learner("protonet", "conv4", {"in_channels": 1, "hidden": 8})
+    meta = learner_meta("protonet", "conv4", {"in_channels": 1}, {}) | {"kind": "model"}  # claims 64 channels
+    checkpoint.save(tmp_path / "bad", {f"model.{k}": v for k, v in net.state_dict().items()}, meta)
+    with pytest.raises(CheckpointError, match=r"weights do not fit.*resized \['encoder"):
+        load_learner(tmp_path / "bad.safetensors")
+
+
 class _Exploit:
     def __reduce__(self):
         return (open, ("/tmp/kshot-pwned-marker", "w"))

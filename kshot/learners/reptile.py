@@ -100,6 +100,7 @@ def batch_order(support: Tensor, steps: int, batch: int) -> list[Tensor] | None:
     n = support.shape[0]
     if batch == 0 or batch >= n:
         return None
-    g = torch.Generator().manual_seed(zlib.crc32(support.detach().cpu().numpy().tobytes()))
+    raw = support.detach().cpu().contiguous().flatten().view(torch.uint8)  # any dtype, bfloat16 included
+    g = torch.Generator().manual_seed(zlib.crc32(raw.numpy().tobytes()))
     order = torch.cat([torch.randperm(n, generator=g) for _ in range(-(-steps * batch // n))])
     return [order[i * batch:(i + 1) * batch] for i in range(steps)]
