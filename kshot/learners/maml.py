@@ -108,9 +108,12 @@ class MAML(Learner):
         params = self.f.params()
         if not self.training:  # no outer step will follow: no graph through the initialisation
             params = {k: v.detach() for k, v in params.items()}
-        steps = self.inner_steps if self.training else self.test_steps
-        adapted = self.inner_loop(params, support, support_labels, steps)
+        adapted = self.adapt_weights(params, support, support_labels)
         return lambda query: self.predict(adapted, support, query)
+
+    def adapt_weights(self, params: Params, support: Tensor, labels: Tensor) -> Params:
+        """The inner loop `adapt` runs: `inner_steps` in training, `test_steps` at test."""
+        return self.inner_loop(params, support, labels, self.inner_steps if self.training else self.test_steps)
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:
         loss, logits = self.meta_loss([task])

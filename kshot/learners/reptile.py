@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..data.sampler import Task
 from ..nets.norm import vmap_safe
-from .base import Classifier, Learner
+from .base import Learner
 from .functional import Params, map_tasks
 from .maml import MAML, stack_tasks
 from .registry import METHODS
@@ -56,12 +56,9 @@ class Reptile(MAML):
             params = self.inner_loop(params, support[idx], labels[idx], 1)
         return params
 
-    def adapt(self, support: Tensor, support_labels: Tensor, way: int) -> Classifier:
-        self.check_way(way)
+    def adapt_weights(self, params: Params, support: Tensor, labels: Tensor) -> Params:
         steps, batch = (self.inner_steps, self.inner_batch) if self.training else (self.test_steps, self.test_batch)
-        params = {k: v.detach() for k, v in self.f.params().items()}  # first order: never a graph to theta
-        adapted = self.sgd(params, support, support_labels, steps, batch_order(support, steps, batch))
-        return lambda query: self.predict(adapted, support, query)
+        return self.sgd(params, support, labels, steps, batch_order(support, steps, batch))
 
     def meta_loss(self, tasks: list[Task]) -> tuple[Tensor, Tensor]:
         self.check_way(tasks[0].way)
