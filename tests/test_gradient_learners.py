@@ -191,6 +191,65 @@ def test_reptile_test_time_adaptation_uses_test_batches():
     assert not torch.allclose(got, model.f(full, t.query), atol=1e-6)  # the batches made a difference
 
 
+def adam_reference(model, theta, task, batches, lr, state):
+    """Nichol et al.'s inner loop with torch.optim.Adam (beta1 = 0), its state `(step, moments)`
+    carried in from earlier tasks; returns phi and the state after the task."""
+    phi = {k: v.detach().clone().requires_grad_() for k, v in theta.items()}
+    opt = torch.optim.Adam(phi.values(), lr=lr, betas=(0.0, 0.999), eps=1e-8)
+    step, moments = state
+    for k, p in phi.items():
+        opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": torch.zeros_like(p),
+                        "exp_avg_sq": moments[k].clone()}
+    for idx in batches:
+        opt.zero_grad()
+        F.cross_entropy(model.f(phi, task.support[idx]), task.support_labels[idx]).backward()
+        opt.step()
+    return ({k: v.detach() for k, v in phi.items()},
+            (step + len(batches), {k: opt.state[p]["exp_avg_sq"] for k, p in phi.items()}))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_reptile_with_inner_adam_matches_torch_adam_and_carries_its_moments(workers):
+    model = learner(Reptile, inner_steps=3, inner_lr=0.01, inner_batch=4, inner_optimizer="adam", workers=workers)
+    eps = 0.5
+    opt = torch.optim.SGD(model.parameters(), lr=eps)
+    state = (0, {k: torch.zeros_like(v) for k, v in model.f.params().items()})
+    for _ in range(2):  # two meta-steps: the second starts from the moments the first left
+        tasks = random_tasks(2)
+        theta = {k: v.detach().clone() for k, v in model.f.params().items()}
+        outs = [adam_reference(model, theta, t, batch_order(t.support, 3, 4), 0.01, state) for t in tasks]
+        opt.zero_grad()
+        model.meta_loss(tasks)[0].backward()
+        opt.step()
+        for k, p in model.f.params().items():
+            mean_phi = sum(phi[k] for phi, _ in outs) / 2
+            assert torch.allclose(p, theta[k] + eps * (mean_phi - theta[k]), atol=1e-10), k
+        state = (state[0] + 3, {k: sum(s[1][k] for _, s in outs) / 2 for k in theta})
+        assert model.adam_state.count() == state[0]
+        for k, v in model.adam_state.moments().items():
+            assert torch.allclose(v, state[1][k], atol=1e-12) and v.abs().sum() > 0, k
+
+
+def test_reptile_inner_adam_at_test_time_starts_from_the_trained_moments_and_keeps_them():
+    model = learner(Reptile, inner_steps=2, test_steps=3, inner_lr=0.01, inner_optimizer="adam")
+    model.meta_loss(random_tasks(2))  # leaves moments and a step count
+    model.eval()
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    (t,) = random_tasks(1)
+    theta = {k: v.detach() for k, v in model.f.params().items()}
+    state = (model.adam_state.count(), {k: v.clone() for k, v in model.adam_state.moments().items()})
+    phi, _ = adam_reference(model, theta, t, [slice(None)] * 3, 0.01, state)
+    assert torch.allclose(model.adapt(t.support, t.support_labels, WAY)(t.query), model.f(phi, t.query), atol=1e-10)
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())  # adaptation changed nothing
+    fresh, _ = adam_reference(model, theta, t, [slice(None)] * 3, 0.01, (0, {k: torch.zeros_like(v) for k, v in theta.items()}))
+    assert not torch.allclose(model.f(fresh, t.query), model.f(phi, t.query), atol=1e-6)  # the moments mattered
+
+
+def test_reptile_rejects_an_unknown_inner_optimizer():
+    with pytest.raises(ValueError, match="inner_optimizer must be 'sgd' or 'adam'"):
+        learner(Reptile, inner_optimizer="rmsprop")
+
+
 def test_meta_lstm_update_is_forget_times_theta_minus_input_times_gradient():
     model = learner(MetaLSTM)
     with torch.no_grad():  # gates fixed: f = 1, i = 0.1, so one step must be SGD with step 0.1
