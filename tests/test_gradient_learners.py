@@ -245,6 +245,21 @@ def test_reptile_inner_adam_at_test_time_starts_from_the_trained_moments_and_kee
     assert not torch.allclose(model.f(fresh, t.query), model.f(phi, t.query), atol=1e-6)  # the moments mattered
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_reptile_under_vmap_equals_the_loop(optimizer):
+    tasks = random_tasks(3)
+    # eps 1e-3: with torch's 1e-8 the division by sqrt(v) amplifies the two BatchNorm kernels'
+    # last-bit differences to 1e-10 in float64
+    models = [learner(Reptile, inner_steps=2, inner_lr=0.01, inner_optimizer=optimizer, adam_eps=1e-3, vectorize=v)
+              for v in ("vmap", "loop")]
+    models[1].load_state_dict(models[0].state_dict())
+    grads = [meta_gradient(m, tasks) for m in models]
+    assert models[0].vectorizable() and torch.allclose(grads[0], grads[1], atol=1e-12)
+    if optimizer == "adam":
+        for (k, a), b in zip(models[0].adam_state.moments().items(), models[1].adam_state.moments().values()):
+            assert torch.allclose(a, b, atol=1e-12), k
+
+
 def test_reptile_rejects_an_unknown_inner_optimizer():
     with pytest.raises(ValueError, match="inner_optimizer must be 'sgd' or 'adam'"):
         learner(Reptile, inner_optimizer="rmsprop")

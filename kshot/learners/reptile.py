@@ -62,16 +62,16 @@ class Reptile(MAML):
             self.adam_state = AdamMoments(self.f.params())
 
     def train_task(self, params: Params, support: Tensor, labels: Tensor, steps: int,
-                   batches: list[Tensor] | None) -> tuple[Params, Params | None]:
+                   batches: list[Tensor] | None) -> tuple[Params, Params]:
         """phi after `steps` steps on the support set (one per index batch of `batches` when
-        given), and with Adam the second moments it ended with (None with SGD)."""
+        given), and with Adam the second moments it ended with (none with SGD: {}, which vmap accepts)."""
         batch_of = (lambda i: (support, labels)) if batches is None else (lambda i: (support[batches[i]], labels[batches[i]]))
         if self.inner_optimizer == "sgd":
             if batches is None:
-                return self.inner_loop(params, support, labels, steps), None
+                return self.inner_loop(params, support, labels, steps), {}
             for i in range(steps):
                 params = self.inner_loop(params, *batch_of(i), 1)
-            return params, None
+            return params, {}
         # Adam with beta1 = 0 (torch.optim.Adam's formula): p -= lr * g / (sqrt(v / (1 - beta2^t)) + eps)
         moments, t, b2 = self.adam_state.moments(), self.adam_state.count(), self.adam_beta2
         for i in range(steps):
@@ -108,9 +108,9 @@ class Reptile(MAML):
                                             *(a[i] for a in args))
             outs = list(map_tasks(one, range(len(tasks)), self.task_workers(), self.f))
             phis = {k: torch.stack([o[0][k] for o in outs]) for k in theta}
-            moments = None if outs[0][1] is None else {k: torch.stack([o[1][k] for o in outs]) for k in theta}
+            moments = {k: torch.stack([o[1][k] for o in outs]) for k in outs[0][1]}
             losses, logits = torch.stack([o[2] for o in outs]), torch.stack([o[3] for o in outs])
-        if moments is not None:
+        if moments:
             self.adam_state.advance({k: v.mean(0) for k, v in moments.items()}, self.inner_steps)
         direction = {k: (theta[k].detach() - phis[k].mean(0)).detach() for k in theta}
         surrogate = sum((theta[k] * direction[k]).sum() for k in theta)
