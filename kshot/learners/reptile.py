@@ -110,7 +110,7 @@ class Reptile(MAML):
             phis = {k: torch.stack([o[0][k] for o in outs]) for k in theta}
             moments = {k: torch.stack([o[1][k] for o in outs]) for k in outs[0][1]}
             losses, logits = torch.stack([o[2] for o in outs]), torch.stack([o[3] for o in outs])
-        if moments:
+        if moments and self.training:  # only meta-training moves the carried moments
             self.adam_state.advance({k: v.mean(0) for k, v in moments.items()}, self.inner_steps)
         direction = {k: (theta[k].detach() - phis[k].mean(0)).detach() for k in theta}
         surrogate = sum((theta[k] * direction[k]).sum() for k in theta)
