@@ -241,6 +241,8 @@ def test_reptile_inner_adam_at_test_time_starts_from_the_trained_moments_and_kee
     phi, _ = adam_reference(model, theta, t, [slice(None)] * 3, 0.01, state)
     assert torch.allclose(model.adapt(t.support, t.support_labels, WAY)(t.query), model.f(phi, t.query), atol=1e-10)
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())  # adaptation changed nothing
+    model.meta_loss(random_tasks(2))  # a validation loss in eval mode must not move them either
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     fresh, _ = adam_reference(model, theta, t, [slice(None)] * 3, 0.01, (0, {k: torch.zeros_like(v) for k, v in theta.items()}))
     assert not torch.allclose(model.f(fresh, t.query), model.f(phi, t.query), atol=1e-6)  # the moments mattered
 
