@@ -2,6 +2,12 @@
 one inner step of 0.4, Conv-4 (64 channels, task BatchNorm) on Omniglot 28x28: kshot beside
 learn2learn's MAML and a plain per-task loop, each in a fresh process (peak RSS is per process).
 
+The kshot rows run as `kshot train` does, with glibc's malloc told to keep freed memory
+(kshot/allocator.py); `learn2learn-keepmem` is learn2learn with the same allocator settings,
+to show how much of the difference is the allocator. Speeds on a shared 2-core VM drift by
+20-30% from minute to minute, so the implementations are interleaved over `--rounds` rounds
+and the median of each is reported, with its lowest and highest.
+
 learn2learn 0.2.0 is not installed into kshot's environment: the script downloads its source
 (`pip download --no-deps`) into a scratch folder and imports only `learn2learn.algorithms.maml`
 and `learn2learn.utils` from it, because the package's top level imports torchvision, which does
@@ -16,6 +22,7 @@ import argparse
 import json
 import resource
 import shlex
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -25,7 +32,8 @@ from pathlib import Path
 
 # kshot: the default (tasks in one worker thread per torch thread); kshot-serial: one task at a
 # time over all threads, as the other two do; kshot-vmap: all tasks at once under torch.func.vmap.
-IMPLS = ["kshot", "kshot-serial", "kshot-vmap", "plain-loop", "learn2learn"]
+IMPLS = ["kshot", "kshot-serial", "kshot-vmap", "plain-loop", "learn2learn", "learn2learn-keepmem"]
+KEEPS_FREED_MEMORY = {"kshot", "kshot-serial", "kshot-vmap", "learn2learn-keepmem"}
 
 
 def import_learn2learn_maml(scratch: Path):
@@ -51,10 +59,13 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
     import torch
     import torch.nn.functional as F
 
+    from kshot.allocator import keep_freed_memory
     from kshot.data import load_omniglot
     from kshot.data.sampler import episode_sampler
     from kshot.engine.build import build_learner
 
+    if impl in KEEPS_FREED_MEMORY and not keep_freed_memory():
+        raise SystemExit("this C library has no glibc mallopt: run with --impls that do not need it")
     torch.manual_seed(0)
     train = load_omniglot("train", "vinyals", None, allow_download=False)
     sampler = episode_sampler(train, 5, 1, 15, (iterations + 1) * meta_batch, seed=0)
@@ -65,14 +76,14 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
                              "workers": 1 if impl == "kshot-serial" else 0})
     net = learner.net
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    if impl == "learn2learn":
+    if impl.startswith("learn2learn"):
         maml = import_learn2learn_maml(scratch)(net, lr=0.4, first_order=first_order)
 
     def step(tasks):
         opt.zero_grad()
         if impl.startswith("kshot"):
             learner.meta_step(tasks)
-        elif impl == "learn2learn":  # the library's documented pattern: clone, adapt, backward per task
+        elif impl.startswith("learn2learn"):  # the library's documented pattern: clone, adapt, backward per task
             for t in tasks:
                 clone = maml.clone()
                 clone.adapt(F.cross_entropy(clone(t.support), t.support_labels))
@@ -99,13 +110,27 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
             "rss_before_mib": rss_before / 1024}
 
 
+def run_child(impl: str, order: str, args) -> dict | None:
+    out = subprocess.run([sys.executable, __file__, "--impl", impl, "--order", order, "--iterations",
+                          str(args.iterations), "--meta-batch", str(args.meta_batch), "--threads",
+                          str(args.threads), "--scratch", args.scratch], capture_output=True, text=True)
+    if out.returncode:
+        print(f"{impl} {order} order failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=5, help="timed meta-iterations per implementation (after 1 warm-up)")
+    p.add_argument("--iterations", type=int, default=5, help="timed meta-iterations per process (after 1 warm-up)")
+    p.add_argument("--rounds", type=int, default=3, help="processes per implementation and order, interleaved")
+    p.add_argument("--impls", nargs="+", choices=IMPLS, default=IMPLS, metavar="IMPL",
+                   help=f"which implementations (default: all of {', '.join(IMPLS)})")
+    p.add_argument("--orders", nargs="+", choices=["second", "first"], default=["second", "first"])
     p.add_argument("--meta-batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--impl", choices=IMPLS, help="(internal) run one implementation and print JSON")
-    p.add_argument("--order", choices=["second", "first"], default="second")
+    p.add_argument("--order", choices=["second", "first"], default="second", help="(internal, with --impl)")
     p.add_argument("--scratch", default="/tmp/kshot-learn2learn", help="where learn2learn's source is unpacked")
     p.add_argument("--record", metavar="JSONL")
     args = p.parse_args()
@@ -118,26 +143,32 @@ def main() -> None:
     from kshot.cli.common import machine_description
 
     command = "python benchmarks/maml_speed.py " + shlex.join(sys.argv[1:])
-    for order in ("second", "first"):
-        for impl in IMPLS:
-            out = subprocess.run([sys.executable, __file__, "--impl", impl, "--order", order, "--iterations",
-                                  str(args.iterations), "--meta-batch", str(args.meta_batch), "--threads",
-                                  str(args.threads), "--scratch", args.scratch], capture_output=True, text=True)
-            if out.returncode:
-                print(f"{impl} {order} order failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-                continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{impl:12s} {order:6s} order: {r['iterations_per_second']:.3f} meta-iterations/s, "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB")
-            if args.record:
-                base = {"method": "maml", "impl": impl, "order": order, "dataset": "omniglot", "protocol": "vinyals",
-                        "way": 5, "shot": 1, "query": 15, "meta_batch": args.meta_batch, "inner_steps": 1,
-                        "episodes": args.iterations, "command": command,
-                        "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
-                with open(args.record, "a") as f:
-                    f.write(json.dumps(base | {"metric": "meta_iterations_per_second",
-                                               "value": round(r["iterations_per_second"], 4), "unit": "it/s"}) + "\n")
-                    f.write(json.dumps(base | {"metric": "peak_rss", "value": round(r["peak_rss_mib"]), "unit": "MiB"}) + "\n")
+    runs: dict[tuple[str, str], list[dict]] = {(impl, order): [] for order in args.orders for impl in args.impls}
+    for round_ in range(args.rounds):
+        for (impl, order), results in runs.items():
+            r = run_child(impl, order, args)
+            if r is not None:
+                results.append(r)
+                print(f"round {round_ + 1}: {impl:19s} {order:6s} order: {r['iterations_per_second']:.3f} "
+                      f"meta-iterations/s, peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+    for (impl, order), results in runs.items():
+        if not results:
+            continue
+        speeds = [r["iterations_per_second"] for r in results]
+        peaks = [r["peak_rss_mib"] for r in results]
+        print(f"median {impl:19s} {order:6s} order: {statistics.median(speeds):.3f} meta-iterations/s "
+              f"({min(speeds):.3f}-{max(speeds):.3f}), peak RSS {statistics.median(peaks):.0f} MiB "
+              f"({min(peaks):.0f}-{max(peaks):.0f})")
+        if args.record:
+            base = {"method": "maml", "impl": impl, "order": order, "dataset": "omniglot", "protocol": "vinyals",
+                    "way": 5, "shot": 1, "query": 15, "meta_batch": args.meta_batch, "inner_steps": 1,
+                    "episodes": args.iterations, "rounds": len(results), "keeps_freed_memory": impl in KEEPS_FREED_MEMORY,
+                    "command": command, "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+            with open(args.record, "a") as f:
+                for metric, values, unit in (("meta_iterations_per_second", speeds, "it/s"), ("peak_rss", peaks, "MiB")):
+                    f.write(json.dumps(base | {"metric": metric, "value": round(statistics.median(values), 4),
+                                               "low": round(min(values), 4), "high": round(max(values), 4),
+                                               "unit": unit}) + "\n")
 
 
 if __name__ == "__main__":

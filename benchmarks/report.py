@@ -72,14 +72,21 @@ def regression_table(all_rows: list[dict]) -> list[str]:
 
 
 def meta_speed_table(all_rows: list[dict]) -> list[str]:
-    out = ["| implementation | order | episode, meta-batch | meta-iterations/s | peak RSS | command | machine | date |",
-           "|---|---|---|---|---|---|---|---|"]
-    peaks = {(r["impl"], r["order"], r["command"]): r["value"] for r in all_rows if r.get("metric") == "peak_rss"}
+    out = ["| implementation | malloc keeps freed memory | order | episode, meta-batch | meta-iterations/s (lowest-highest) "
+           "| peak RSS (lowest-highest) | processes | command | machine | date |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    peaks = {(r["impl"], r["order"], r["command"], r["date"]): r for r in all_rows if r.get("metric") == "peak_rss"}
+
+    def spread(r: dict, fmt: str) -> str:
+        return f" ({r['low']:{fmt}}-{r['high']:{fmt}})" if "low" in r else ""
+
     for r in all_rows:
         if r.get("metric") == "meta_iterations_per_second":
-            out.append(f"| {r['impl']} | {r['order']} | {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} "
-                       f"| **{r['value']:.3f}** | {peaks.get((r['impl'], r['order'], r['command']), '–')} MiB "
-                       f"| `{r['command']}` | {r['machine']} | {r['date']} |")
+            peak = peaks.get((r["impl"], r["order"], r["command"], r["date"]))
+            memory = f"{peak['value']:.0f} MiB{spread(peak, '.0f')}" if peak else "–"
+            out.append(f"| {r['impl']} | {'yes' if r.get('keeps_freed_memory') else 'no'} | {r['order']} "
+                       f"| {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} | **{r['value']:.3f}**{spread(r, '.3f')} "
+                       f"| {memory} | {r.get('rounds', 1)} | `{r['command']}` | {r['machine']} | {r['date']} |")
     return out
 
 

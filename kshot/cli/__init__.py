@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..allocator import keep_freed_memory
 from ..errors import KshotError
 from . import datasets, enroll, evaluate, pairs, plot, serve, sinusoid, train
 from .common import EPILOG, machine_description
@@ -20,6 +21,8 @@ COMMANDS = {
     "classes": (lambda sub: None, enroll.cmd_classes),
     "serve": (serve.add_serve_parser, serve.cmd_serve),
 }
+# Commands whose process is a training or evaluation loop: they keep freed memory (allocator.py).
+LOOP_COMMANDS = ("train", "eval", "sinusoid")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    if args.command in LOOP_COMMANDS:
+        keep_freed_memory()
     if getattr(args, "threads", None):
         import torch
 
