@@ -55,14 +55,51 @@ def import_learn2learn_maml(scratch: Path):
     return MAML
 
 
-def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path) -> dict:
+def build_maml(impl: str, first_order: bool):
+    """The network of every implementation: kshot's MAML learner (Conv-4, task BatchNorm, 5-way head)."""
+    from kshot.engine.build import build_learner
+
+    return build_learner("maml", "conv4", {"norm": "task", "channels_last": False},
+                         {"way": 5, "input_shape": [1, 28, 28], "first_order": first_order,
+                          "vectorize": "vmap" if impl == "kshot-vmap" else "loop",
+                          "workers": 1 if impl == "kshot-serial" else 0})
+
+
+def meta_gradient(impl: str, learner, first_order: bool, scratch: Path):
+    """tasks -> None: adds the meta-gradient of a meta-batch to the network's .grad, as `impl` computes it."""
     import torch
     import torch.nn.functional as F
+
+    net = learner.net
+    if impl.startswith("kshot"):
+        return learner.meta_step
+    if impl.startswith("learn2learn"):  # the library's documented pattern: clone, adapt, backward per task
+        maml = import_learn2learn_maml(scratch)(net, lr=0.4, first_order=first_order)
+
+        def learn2learn(tasks):
+            for t in tasks:
+                clone = maml.clone()
+                clone.adapt(F.cross_entropy(clone(t.support), t.support_labels))
+                (F.cross_entropy(clone(t.query), t.query_labels) / len(tasks)).backward()
+        return learn2learn
+
+    def plain_loop(tasks):  # plain PyTorch: autograd.grad with create_graph, fast weights through functional_call
+        params = dict(net.named_parameters())
+        for t in tasks:
+            loss = F.cross_entropy(torch.func.functional_call(net, params, (t.support,)), t.support_labels)
+            grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
+            fast = {k: p - 0.4 * g for (k, p), g in zip(params.items(), grads)}
+            q = F.cross_entropy(torch.func.functional_call(net, fast, (t.query,)), t.query_labels)
+            (q / len(tasks)).backward()
+    return plain_loop
+
+
+def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path) -> dict:
+    import torch
 
     from kshot.allocator import keep_freed_memory
     from kshot.data import load_omniglot
     from kshot.data.sampler import episode_sampler
-    from kshot.engine.build import build_learner
 
     if impl in KEEPS_FREED_MEMORY and not keep_freed_memory():
         raise SystemExit("this C library has no glibc mallopt: run with --impls that do not need it")
@@ -70,32 +107,13 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
     train = load_omniglot("train", "vinyals", None, allow_download=False)
     sampler = episode_sampler(train, 5, 1, 15, (iterations + 1) * meta_batch, seed=0)
     first_order = order == "first"
-    learner = build_learner("maml", "conv4", {"norm": "task", "channels_last": False},
-                            {"way": 5, "input_shape": [1, 28, 28], "first_order": first_order,
-                             "vectorize": "vmap" if impl == "kshot-vmap" else "loop",
-                             "workers": 1 if impl == "kshot-serial" else 0})
-    net = learner.net
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    if impl.startswith("learn2learn"):
-        maml = import_learn2learn_maml(scratch)(net, lr=0.4, first_order=first_order)
+    learner = build_maml(impl, first_order)
+    opt = torch.optim.Adam(learner.net.parameters(), 1e-3)
+    add_meta_gradient = meta_gradient(impl, learner, first_order, scratch)
 
     def step(tasks):
         opt.zero_grad()
-        if impl.startswith("kshot"):
-            learner.meta_step(tasks)
-        elif impl.startswith("learn2learn"):  # the library's documented pattern: clone, adapt, backward per task
-            for t in tasks:
-                clone = maml.clone()
-                clone.adapt(F.cross_entropy(clone(t.support), t.support_labels))
-                (F.cross_entropy(clone(t.query), t.query_labels) / len(tasks)).backward()
-        else:  # plain PyTorch: autograd.grad with create_graph, fast weights through functional_call
-            params = dict(net.named_parameters())
-            for t in tasks:
-                loss = F.cross_entropy(torch.func.functional_call(net, params, (t.support,)), t.support_labels)
-                grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
-                fast = {k: p - 0.4 * g for (k, p), g in zip(params.items(), grads)}
-                q = F.cross_entropy(torch.func.functional_call(net, fast, (t.query,)), t.query_labels)
-                (q / len(tasks)).backward()
+        add_meta_gradient(tasks)
         opt.step()
 
     batches = [[sampler.task(train, i * meta_batch + j) for j in range(meta_batch)] for i in range(iterations + 1)]

@@ -75,14 +75,17 @@ def meta_speed_table(all_rows: list[dict]) -> list[str]:
     out = ["| implementation | malloc keeps freed memory | order | episode, meta-batch | meta-iterations/s (lowest-highest) "
            "| peak RSS (lowest-highest) | processes | command | machine | date |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    peaks = {(r["impl"], r["order"], r["command"], r["date"]): r for r in all_rows if r.get("metric") == "peak_rss"}
+    def key(r: dict) -> tuple:  # the speed row and the memory row of one measurement
+        return r["impl"], r["order"], r["command"], r["date"], r.get("rounds")
+
+    peaks = {key(r): r for r in all_rows if r.get("metric") == "peak_rss"}
 
     def spread(r: dict, fmt: str) -> str:
         return f" ({r['low']:{fmt}}-{r['high']:{fmt}})" if "low" in r else ""
 
     for r in all_rows:
         if r.get("metric") == "meta_iterations_per_second":
-            peak = peaks.get((r["impl"], r["order"], r["command"], r["date"]))
+            peak = peaks.get(key(r))
             memory = f"{peak['value']:.0f} MiB{spread(peak, '.0f')}" if peak else "–"
             out.append(f"| {r['impl']} | {'yes' if r.get('keeps_freed_memory') else 'no'} | {r['order']} "
                        f"| {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} | **{r['value']:.3f}**{spread(r, '.3f')} "
