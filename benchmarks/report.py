@@ -75,6 +75,7 @@ def meta_speed_table(all_rows: list[dict]) -> list[str]:
     out = ["| implementation | malloc keeps freed memory | order | episode, meta-batch | meta-iterations/s (lowest-highest) "
            "| peak RSS (lowest-highest) | processes | command | machine | date |",
            "|---|---|---|---|---|---|---|---|---|---|"]
+
     def key(r: dict) -> tuple:  # the speed row and the memory row of one measurement
         return r["impl"], r["order"], r["command"], r["date"], r.get("rounds")
 

@@ -3,10 +3,10 @@
 PyTorch's CPU tensors come from malloc. By default glibc returns the freed top of its heap
 to the operating system, serves large blocks from fresh mmap'd pages, and gives each thread
 its own arena. A meta-training step frees and re-allocates the same large activations on
-every task, so the process page-faults on them again and again: measured on a MAML step
-(Omniglot 5-way 1-shot, meta-batch 32, 6 meta-iterations), 1.0-2.2 million minor faults and
-4-7 s of system time with the defaults, 0.11 million and 0.5 s with the settings below, with
-no rise in peak memory (BENCHMARKS.md).
+every task, so the process page-faults on them again and again. Measured over 30 MAML
+meta-iterations (benchmarks/malloc_faults.py, BENCHMARKS.md): 5-way, 2.44 million minor
+faults with the defaults and 0.03 million with the settings below, peak memory 472 -> 493 MiB;
+20-way, 40 -> 13 million faults, 0.112 -> 0.133 meta-iterations/s, 833 -> 881 MiB.
 
 The settings hold for the whole process, so the library never applies them by itself: the
 `kshot train`, `kshot eval` and `kshot sinusoid` commands call `keep_freed_memory()` at
