@@ -5,8 +5,9 @@ learn2learn's MAML and a plain per-task loop, each in a fresh process (peak RSS 
 The kshot rows run as `kshot train` does, with glibc's malloc told to keep freed memory
 (kshot/allocator.py); `learn2learn-keepmem` is learn2learn with the same allocator settings,
 to show how much of the difference is the allocator. Speeds on a shared 2-core VM drift by
-20-30% from minute to minute, so the implementations are interleaved over `--rounds` rounds
-and the median of each is reported, with its lowest and highest.
+20-30% from minute to minute, so the implementations are interleaved over `--rounds` rounds,
+each round starting one slot later, and the median of each is reported, with its lowest and
+highest.
 
 learn2learn 0.2.0 is not installed into kshot's environment: the script downloads its source
 (`pip download --no-deps`) into a scratch folder and imports only `learn2learn.algorithms.maml`
@@ -162,8 +163,12 @@ def main() -> None:
 
     command = "python benchmarks/maml_speed.py " + shlex.join(sys.argv[1:])
     runs: dict[tuple[str, str], list[dict]] = {(impl, order): [] for order in args.orders for impl in args.impls}
+    slots = list(runs.items())
     for round_ in range(args.rounds):
-        for (impl, order), results in runs.items():
+        # Each round starts one slot later, so that no implementation always runs at the same
+        # point of a round (the host's speed drifts with a period of minutes).
+        shift = round_ % len(slots)
+        for (impl, order), results in slots[shift:] + slots[:shift]:
             r = run_child(impl, order, args)
             if r is not None:
                 results.append(r)
