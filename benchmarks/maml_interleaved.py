@@ -18,16 +18,17 @@ import torch  # noqa: E402
 
 from kshot.data import load_omniglot  # noqa: E402
 from kshot.data.sampler import episode_sampler  # noqa: E402
-from maml_speed import build_maml, meta_gradient  # noqa: E402
+from maml_speed import LEARN2LEARN_SCRATCH, build_maml, meta_gradient  # noqa: E402
 
 
 def main(reps: int) -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
     train = load_omniglot("train", "vinyals", None, allow_download=False)
-    tasks = [episode_sampler(train, 5, 1, 15, 32, seed=0).task(train, j) for j in range(32)]
+    sampler = episode_sampler(train, 5, 1, 15, 32, seed=0)
+    tasks = [sampler.task(train, j) for j in range(32)]
     learner = build_maml("kshot-serial", first_order=False)
-    scratch = Path("/tmp/kshot-learn2learn")
+    scratch = Path(LEARN2LEARN_SCRATCH)
     impls = {name: meta_gradient(name, learner, False, scratch) for name in ("kshot-serial", "learn2learn", "plain-loop")}
     times: dict[str, list[float]] = {name: [] for name in impls}
     for add_meta_gradient in impls.values():  # warm-up

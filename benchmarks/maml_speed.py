@@ -35,6 +35,7 @@ from pathlib import Path
 # time over all threads, as the other two do; kshot-vmap: all tasks at once under torch.func.vmap.
 IMPLS = ["kshot", "kshot-serial", "kshot-vmap", "plain-loop", "learn2learn", "learn2learn-keepmem"]
 KEEPS_FREED_MEMORY = {"kshot", "kshot-serial", "kshot-vmap", "learn2learn-keepmem"}
+LEARN2LEARN_SCRATCH = "/tmp/kshot-learn2learn"  # where learn2learn's source is unpacked, by default
 
 
 def import_learn2learn_maml(scratch: Path):
@@ -103,7 +104,8 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
     from kshot.data.sampler import episode_sampler
 
     if impl in KEEPS_FREED_MEMORY and not keep_freed_memory():
-        raise SystemExit("this C library has no glibc mallopt: run with --impls that do not need it")
+        raise SystemExit("the allocator settings were not applied (not glibc, or KSHOT_MALLOC=default): "
+                         "run with --impls that do not need them")
     torch.manual_seed(0)
     train = load_omniglot("train", "vinyals", None, allow_download=False)
     sampler = episode_sampler(train, 5, 1, 15, (iterations + 1) * meta_batch, seed=0)
@@ -150,7 +152,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--impl", choices=IMPLS, help="(internal) run one implementation and print JSON")
     p.add_argument("--order", choices=["second", "first"], default="second", help="(internal, with --impl)")
-    p.add_argument("--scratch", default="/tmp/kshot-learn2learn", help="where learn2learn's source is unpacked")
+    p.add_argument("--scratch", default=LEARN2LEARN_SCRATCH, help="where learn2learn's source is unpacked")
     p.add_argument("--record", metavar="JSONL")
     args = p.parse_args()
     if args.impl:

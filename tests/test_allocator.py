@@ -34,7 +34,8 @@ libc.free(block)
 print(json.dumps({"applied": applied, "mapped": mapped, "heap_after_free": libc.mallinfo2().arena}))
 """
 
-needs_glibc = pytest.mark.skipif(glibc() is None or not hasattr(glibc(), "mallinfo2"),
+LIBC = glibc()
+needs_glibc = pytest.mark.skipif(LIBC is None or not hasattr(LIBC, "mallinfo2"),
                                  reason="glibc >= 2.33 only (mallopt, mallinfo2)")
 
 
