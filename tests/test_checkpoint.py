@@ -115,7 +115,7 @@ def test_reptile_inner_adam_moments_survive_a_checkpoint(tmp_path):
     args = {"way": 3, "input_shape": [1, 28, 28], "inner_optimizer": "adam", "inner_lr": 0.001, "inner_steps": 2}
     net = build_learner("reptile", "conv4", {"norm": "task", "channels_last": False}, args)
     labels = torch.arange(3).repeat(2)
-    net.meta_loss([Task(torch.rand(6, 1, 28, 28), labels, torch.rand(6, 1, 28, 28), labels, 3, torch.arange(3))])
+    net.meta_step([Task(torch.rand(6, 1, 28, 28), labels, torch.rand(6, 1, 28, 28), labels, 3, torch.arange(3))])
     meta = learner_meta("reptile", "conv4", {"norm": "task", "channels_last": False}, args) | {"kind": "model"}
     checkpoint.save(tmp_path / "best", {f"model.{k}": v for k, v in net.state_dict().items()}, meta)
     loaded, _ = load_learner(tmp_path / "best.safetensors")

@@ -43,7 +43,10 @@ def test_unknown_method_lists_the_known_ones(data_dir, tmp_path, capsys):
 
 def test_datasets_lists_omniglot(data_dir, capsys):
     assert main(["datasets", "--data-dir", str(data_dir)]) == 0
-    assert "omniglot: found" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"found in {data_dir / 'omniglot'}" in out
+    for name in ("folder", "mnist", "omniglot", "orl"):  # every registered data set is listed
+        assert f"\n{name}: " in out
 
 
 def test_pairs_command_learns_mnist_verification(data_dir, tmp_path, capsys):
@@ -54,7 +57,7 @@ def test_pairs_command_learns_mnist_verification(data_dir, tmp_path, capsys):
     assert row["accuracy"] > 80  # chance is 50%; the full run reaches about 98%
     from kshot.engine.build import load_learner
 
-    net, meta = load_learner(tmp_path / "twin.safetensors")
+    net, meta = load_learner(tmp_path / "twin")  # a run directory: its best model
     assert meta["method"] == "siamese" and meta["backbone"] == "mlp"
 
 

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from kshot.engine.build import build_learner
-from kshot.learners.protonet import class_means, squared_euclidean
+from kshot.errors import ConfigError
+from kshot.learners.base import class_means
+from kshot.learners.protonet import squared_euclidean
 
 
 def learner(**method_args):
@@ -43,5 +45,5 @@ def test_query_equal_to_a_prototype_is_classified_as_it():
 
 
 def test_unknown_distance_rejected():
-    with pytest.raises(ValueError, match="euclidean"):
+    with pytest.raises(ConfigError, match="bad option for method 'protonet'.*euclidean"):
         learner(distance="manhattan")

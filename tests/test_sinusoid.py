@@ -24,13 +24,13 @@ def test_tasks_follow_the_papers_distribution_and_are_reproducible():
 
 
 def test_resumed_training_equals_an_uninterrupted_one(tmp_path):
-    straight, _ = train_regressor(RegressionRun("maml", 5, iterations=40, meta_batch=4), tmp_path / "a.safetensors", progress=False)
-    train_regressor(RegressionRun("maml", 5, iterations=20, meta_batch=4), tmp_path / "b.safetensors", progress=False)
-    resumed, _ = train_regressor(RegressionRun("maml", 5, iterations=40, meta_batch=4), tmp_path / "b.safetensors", progress=False)
+    straight, _ = train_regressor(RegressionRun("maml", 5, iterations=40, meta_batch=4), tmp_path / "a", progress=False)
+    train_regressor(RegressionRun("maml", 5, iterations=20, meta_batch=4), tmp_path / "b", progress=False)
+    resumed, _ = train_regressor(RegressionRun("maml", 5, iterations=40, meta_batch=4), tmp_path / "b", progress=False)
     for a, b in zip(straight.parameters(), resumed.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(CheckpointError, match="other settings"):
-        train_regressor(RegressionRun("maml", 5, iterations=40, meta_batch=8), tmp_path / "b.safetensors", progress=False)
+        train_regressor(RegressionRun("maml", 5, iterations=40, meta_batch=8), tmp_path / "b", progress=False)
 
 
 def test_maml_adapts_better_than_the_pretrained_network():

@@ -3,34 +3,47 @@ import json
 import pytest
 import torch
 
-from kshot.engine.build import load_learner
+from conftest import synthetic_dataset
+from kshot.engine.build import build_learner, learner_meta, load_learner
 from kshot.engine.config import TrainConfig
 from kshot.engine.evaluator import evaluate, summarize
 from kshot.engine.trainer import Trainer
 from kshot.errors import CheckpointError, ConfigError
 
 
-def tiny(data_dir, **kw):
-    base = dict(data_dir=str(data_dir), way=5, shot=1, query=2, episodes=6, val_every=3, val_episodes=5,
-                log_every=2, lr_step=2, checkpoint_seconds=1e9, backbone_args={"hidden": 8, "out_channels": 8})
+BACKBONE = {"in_channels": 1, "hidden": 8, "out_channels": 8}
+
+
+def tiny(**kw):
+    base = dict(way=5, shot=1, query=2, episodes=6, val_every=3, val_episodes=5, val_query=4, log_every=2, lr_step=2,
+                checkpoint_seconds=1e9, backbone_args=BACKBONE)
     return TrainConfig(**(base | kw))
 
 
-def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
-    straight = Trainer(tiny(data_dir), tmp_path / "a", progress=False)
+def trainer(out, **kw) -> Trainer:
+    """A ProtoNet trainer handed its learner and data sets as objects (synthetic data: no files)."""
+    settings = tiny(**kw)
+    torch.manual_seed(settings.seed)
+    learner = build_learner("protonet", "conv4", BACKBONE)
+    meta = learner_meta("protonet", "conv4", BACKBONE, {}) | {"data": {"dataset": "synthetic", "image_size": 28}}
+    return Trainer(learner, synthetic_dataset(12), synthetic_dataset(8, seed=1), settings, out, meta, progress=False)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    straight = trainer(tmp_path / "a")
     straight.train()
-    first = Trainer(tiny(data_dir), tmp_path / "b", progress=False)
-    draw = first.sampler.task
+    first = trainer(tmp_path / "b")
+    draw = first.tasks.sampler.task
 
     def interrupt_at_episode_3(dataset, i):  # Ctrl-C after 3 episodes, mid log window
         if i == 3:
             raise KeyboardInterrupt
         return draw(dataset, i)
 
-    first.sampler.task = interrupt_at_episode_3
+    first.tasks.sampler.task = interrupt_at_episode_3
     with pytest.raises(KeyboardInterrupt):
         first.train()
-    second = Trainer(tiny(data_dir), tmp_path / "b", progress=False)
+    second = trainer(tmp_path / "b")
     assert second.resume() and second.episode == 3
     second.train()
     for (k, a), b in zip(straight.learner.state_dict().items(), second.learner.state_dict().values()):
@@ -42,16 +55,16 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     assert drop_time(log_a) == drop_time(log_b) and len(log_a) == 4  # episodes 2, 3 (val), 4, 6
 
 
-def test_resume_with_other_settings_is_refused(data_dir, tmp_path):
-    Trainer(tiny(data_dir, episodes=3), tmp_path, progress=False).train()
+def test_resume_with_other_settings_is_refused(tmp_path):
+    trainer(tmp_path, episodes=3).train()
     with pytest.raises(CheckpointError, match="other settings \\(lr\\)"):
-        Trainer(tiny(data_dir, lr=0.5), tmp_path, progress=False).resume()
+        trainer(tmp_path, lr=0.5).resume()
 
 
-def test_best_checkpoint_records_its_settings(data_dir, tmp_path):
-    Trainer(tiny(data_dir), tmp_path, progress=False).train()
+def test_best_checkpoint_records_its_settings(tmp_path):
+    trainer(tmp_path).train()
     learner, meta = load_learner(tmp_path / "best.safetensors")
-    assert meta["kind"] == "model" and meta["data"]["protocol"] == "vinyals"
+    assert meta["kind"] == "model" and meta["data"]["dataset"] == "synthetic"
     assert meta["config"]["way"] == 5 and meta["episode"] in (3, 6)
 
 
@@ -73,31 +86,72 @@ def test_confidence_interval_is_196_std_over_sqrt_n():
 def test_short_real_training_beats_chance_by_far(data_dir, omniglot, tmp_path):
     torch.set_num_threads(2)
     config = TrainConfig(data_dir=str(data_dir), way=20, shot=1, query=5, episodes=100, val_split=None, log_every=50)
-    trainer = Trainer(config, tmp_path, progress=False)
-    trainer.train()
-    result = evaluate(trainer.learner, omniglot["test"], 5, 1, 5, episodes=200, seed=0, progress=False)
+    run = Trainer.from_config(config, tmp_path, progress=False)
+    run.train()
+    result = evaluate(run.learner, omniglot["test"], 5, 1, 5, episodes=200, seed=0, progress=False)
     assert result.accuracy > 80.0, result  # chance is 20%
     # reusing embeddings across episodes gives the same numbers as embedding per episode
-    slow = evaluate(trainer.learner, omniglot["test"], 5, 1, 5, episodes=20, seed=0, reuse_features=False, progress=False)
-    fast = evaluate(trainer.learner, omniglot["test"], 5, 1, 5, episodes=20, seed=0, progress=False)
+    slow = evaluate(run.learner, omniglot["test"], 5, 1, 5, episodes=20, seed=0, reuse_features=False, progress=False)
+    fast = evaluate(run.learner, omniglot["test"], 5, 1, 5, episodes=20, seed=0, progress=False)
     assert torch.allclose(slow.per_episode, fast.per_episode)
 
 
-def test_sigterm_stops_at_an_episode_boundary_and_saves(data_dir, tmp_path):
+def test_sigterm_stops_at_an_episode_boundary_and_saves(tmp_path):
     import os
     import signal
 
-    trainer = Trainer(tiny(data_dir, episodes=50, val_every=100), tmp_path, progress=False)
-    draw = trainer.sampler.task
+    run = trainer(tmp_path, episodes=50, val_every=100)
+    draw = run.tasks.sampler.task
 
     def send_sigterm_at_episode_2(dataset, i):
         if i == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-episode; the episode still completes
         return draw(dataset, i)
 
-    trainer.sampler.task = send_sigterm_at_episode_2
+    run.tasks.sampler.task = send_sigterm_at_episode_2
     with pytest.raises(KeyboardInterrupt):
-        trainer.train()
-    resumed = Trainer(tiny(data_dir, episodes=50, val_every=100), tmp_path, progress=False)
+        run.train()
+    resumed = trainer(tmp_path, episodes=50, val_every=100)
     assert resumed.resume() and resumed.episode == 3
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handler restored
+
+
+def test_resume_survives_a_torn_last_log_line(tmp_path):
+    trainer(tmp_path, episodes=4).train()
+    with open(tmp_path / "log.jsonl", "a") as f:
+        f.write('{"episode": 5, "lo')  # a crash mid-write
+    resumed = trainer(tmp_path, episodes=6)
+    assert resumed.resume() and resumed.episode == 4
+    resumed.train()
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["episode"] for r in rows if "loss" in r] == [2, 4, 6]
+
+
+def test_a_task_family_trains_on_the_same_loop(tmp_path):
+    """Any object with step(learner, index, size) is trained, checkpointed and resumed alike."""
+    from kshot.engine.tasks import StepResult
+
+    class Quadratic:  # a toy family: pull the learner's one weight toward the step's target
+        def step(self, learner, index, size):
+            loss = (learner.w - float(index % 3)).pow(2).sum()
+            loss.backward()
+            return StepResult(loss.item(), None)
+
+    from torch import nn
+
+    from kshot.learners import Learner
+
+    class Point(Learner):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+
+    straight = Trainer(Point(), Quadratic(), None, tiny(episodes=7, lr=0.1), tmp_path / "a", progress=False)
+    straight.train()
+    half = Trainer(Point(), Quadratic(), None, tiny(episodes=4, lr=0.1), tmp_path / "b", progress=False)
+    half.train()
+    rest = Trainer(Point(), Quadratic(), None, tiny(episodes=7, lr=0.1), tmp_path / "b", progress=False)
+    assert rest.resume() and rest.episode == 4
+    rest.train()
+    assert torch.equal(straight.learner.w, rest.learner.w) and straight.learner.w.item() != 0
+    assert "accuracy" not in json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[0])

@@ -14,7 +14,7 @@ def add_sinusoid_parser(sub) -> None:
                                    "pretrained on all tasks. Reports test MSE after 1 and 10 steps of 0.01 on K "
                                    "points, and draws the adapted curves. Runs are saved in --out and resumed.",
                        epilog=EPILOG)
-    p.add_argument("--out", required=True, help="directory for the trained regressors (safetensors)")
+    p.add_argument("--out", required=True, help="directory for the trained regressors (one run directory each)")
     p.add_argument("--shots", type=int, nargs="+", default=[5, 10, 20], help="K values (default 5 10 20)")
     p.add_argument("--iterations", type=int, default=70000, help="meta-iterations per model (default 70000)")
     p.add_argument("--meta-batch", type=int, default=25)
@@ -38,19 +38,19 @@ def cmd_sinusoid(args) -> int:
         models[k] = {}
         for kind in ("maml", "pretrained"):
             run = RegressionRun(kind, k, args.iterations, args.meta_batch, args.inner_lr, seed=args.seed)
-            path = out / f"{kind}-K{k}.safetensors"
-            net, seconds = train_regressor(run, path, progress=not args.quiet)
-            models[k][kind] = net
-            for r in evaluate_adaptation(net, k, args.steps, args.test_tasks, args.inner_lr):
+            path = out / f"{kind}-K{k}"
+            learner, seconds = train_regressor(run, path, progress=not args.quiet)
+            models[k][kind] = learner
+            for r in evaluate_adaptation(learner, k, args.steps, args.test_tasks):
                 print(f"{kind:10s} K={k:2d} after {r.steps:2d} step(s): MSE {r.mse:.3f} +- {r.ci95:.3f} ({r.tasks} tasks)")
                 if args.record:
                     append_row(args.record, {
                         "method": kind, "dataset": "sinusoid", "protocol": "finn2017", "way": None, "shot": k,
                         "query": 100, "episodes": r.tasks, "metric": "mse", "steps": r.steps, "value": round(r.mse, 4),
                         "ci95": round(r.ci95, 4), "unit": "mse", "train_seconds": round(seconds, 1),
-                        "iterations": args.iterations, "checkpoint": str(path)}, args.argv)
+                        "iterations": args.iterations, "checkpoint": str(path / "best.safetensors")}, args.argv)
     if args.plot:
         from ..plots.sinusoid import plot_sinusoid
 
-        print(f"wrote {plot_sinusoid(models, args.plot, args.inner_lr)}")
+        print(f"wrote {plot_sinusoid(models, args.plot)}")
     return 0

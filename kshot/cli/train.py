@@ -10,7 +10,10 @@ from ..errors import KshotError
 from .common import EPILOG, key_values
 
 def add_train_parser(sub) -> None:
-    from ..engine.config import TrainConfig
+    from ..data import DATASETS
+    from ..engine.config import TrainConfig, preset_names
+    from ..learners import METHODS
+    from ..nets import BACKBONES
 
     p = sub.add_parser("train", help="meta-train a few-shot learner on episodes",
                        description="Meta-train a learner. Defaults follow Snell et al. (2017) on Omniglot "
@@ -21,13 +24,15 @@ def add_train_parser(sub) -> None:
                        epilog=EPILOG)
     d = TrainConfig()
     p.add_argument("--out", required=True, help="run directory: checkpoints and log.jsonl go here")
-    p.add_argument("--config", help="TOML or JSON file of settings (same names as the flags, with underscores)")
+    p.add_argument("--config", metavar="PRESET|FILE",
+                   help="a shipped preset (" + ", ".join(preset_names()) + ") or a TOML/JSON file of settings "
+                        "(same names as the flags, with underscores)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors if it exists")
-    p.add_argument("--method", help=f"few-shot method (default {d.method})")
-    p.add_argument("--backbone", help=f"feature extractor (default {d.backbone})")
+    p.add_argument("--method", help=f"few-shot method: {', '.join(METHODS.names())} (default {d.method})")
+    p.add_argument("--backbone", help=f"feature extractor: {', '.join(BACKBONES.names())} (default {d.backbone})")
     p.add_argument("--method-arg", action="append", metavar="K=V", help="method option, e.g. distance=cosine")
     p.add_argument("--backbone-arg", action="append", metavar="K=V", help="backbone option, e.g. hidden=64")
-    p.add_argument("--dataset", help=f"omniglot, mnist or folder (default {d.dataset})")
+    p.add_argument("--dataset", help=f"data set: {', '.join(DATASETS.names())} (default {d.dataset})")
     p.add_argument("--protocol", help=f"omniglot split protocol: vinyals or lake (default {d.protocol})")
     p.add_argument("--data-dir", help="data directory (for folder: the folder of class folders)")
     p.add_argument("--no-download", action="store_true", help="never download missing data")
@@ -52,10 +57,10 @@ def add_train_parser(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from ..engine.config import TrainConfig, read_config_file
+    from ..engine.config import TrainConfig, read_config
     from ..engine.trainer import Trainer
 
-    values = read_config_file(args.config) if args.config else {}
+    values = read_config(args.config) if args.config else {}
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name not in ("method_args", "backbone_args"):
@@ -69,7 +74,7 @@ def cmd_train(args) -> int:
     if values.get("dataset") == "omniglot" and values.get("protocol") == "lake" and "val_split" not in values:
         values["val_split"] = None  # Lake's protocol has no validation classes
     config = TrainConfig.from_dict(values)
-    trainer = Trainer(config, args.out, progress=not args.quiet, allow_download=not args.no_download)
+    trainer = Trainer.from_config(config, args.out, progress=not args.quiet, allow_download=not args.no_download)
     if args.resume and trainer.resume():
         print(f"resuming {args.out} at episode {trainer.episode}", file=sys.stderr)
     elif (Path(args.out) / "last.safetensors").exists():

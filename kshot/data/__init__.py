@@ -1,34 +1,27 @@
-"""Data: class-indexed in-memory data sets, their loaders, and the episodic sampler."""
+"""Data: class-indexed in-memory data sets, their loaders (DATASETS), and the episodic sampler."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError
+from ..registry import import_submodules
 from .dataset import ClassIndexedDataset
-from .folder import load_folder
-from .mnist import load_mnist
-from .omniglot import load_omniglot
-from .orl import load_orl
+from .registry import DATASETS, DataOptions, DatasetSource
 from .sampler import EpisodeSampler, Task, episode_sampler
 
-DATASETS = ("omniglot", "mnist", "orl", "folder")
+import_submodules(__name__, __path__)  # every loader module registers itself
+
+from .folder import load_folder  # noqa: E402  (re-exported for Python users)
+from .mnist import load_mnist  # noqa: E402
+from .omniglot import load_omniglot  # noqa: E402
+from .orl import load_orl  # noqa: E402
 
 
 def load_dataset(name: str, split: str, protocol: str = "vinyals", data_dir: str | Path | None = None,
                  image_size: int = 28, allow_download: bool = True, channels: int = 1) -> ClassIndexedDataset:
-    """One split of a named data set. For `folder`, `data_dir` is the folder of class folders."""
-    if name == "omniglot":
-        return load_omniglot(split, protocol, Path(data_dir) if data_dir else None, image_size, allow_download=allow_download)
-    if name == "mnist":
-        return load_mnist(split, Path(data_dir) if data_dir else None, allow_download)
-    if name == "orl":
-        return load_orl(split, Path(data_dir) if data_dir else None, image_size)
-    if name == "folder":
-        if data_dir is None:
-            raise DataError("the folder data set needs --data-dir pointing at a folder with one sub-folder per class")
-        return load_folder(data_dir, split, image_size, channels)
-    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    """One split of a registered data set. For `folder`, `data_dir` is the folder of class folders."""
+    options = DataOptions(data_dir, protocol, image_size, channels, allow_download)
+    return DATASETS.get(name)().load(split, options)
 
 
-__all__ = ["ClassIndexedDataset", "EpisodeSampler", "Task", "episode_sampler", "load_dataset", "load_folder",
-           "load_mnist", "load_omniglot", "load_orl", "DATASETS"]
+__all__ = ["DATASETS", "ClassIndexedDataset", "DataOptions", "DatasetSource", "EpisodeSampler", "Task",
+           "episode_sampler", "load_dataset", "load_folder", "load_mnist", "load_omniglot", "load_orl"]

@@ -19,6 +19,7 @@ from ..paths import default_cache_dir
 from .cache import cached_tensors
 from .dataset import ClassIndexedDataset
 from .images import decode_image
+from .registry import DATASETS, DataOptions, DatasetSource
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")
@@ -58,3 +59,17 @@ def load_folder(root: str | Path, split: str = "all", image_size: int = 28, chan
     meta = {"dataset": "folder", "protocol": str(root), "split": split, "image_size": image_size, "channels": channels}
     return ClassIndexedDataset.from_class_list(list(torch.split(tensors["images"], info["sizes"])), info["names"],
                                                f"{base}", meta)
+
+
+@DATASETS.register("folder")
+class ImageFolder(DatasetSource):
+    summary = "your own images: --data-dir DIR with DIR/<class>/*.png, or DIR/{train,val,test}/<class>/..."
+    splits = (*SPLITS, "all")
+
+    def load(self, split: str, options: DataOptions) -> ClassIndexedDataset:
+        if options.data_dir is None:
+            raise DataError("the folder data set needs --data-dir pointing at a folder with one sub-folder per class")
+        return load_folder(options.data_dir, split, options.image_size, options.channels)
+
+    def status(self, options: DataOptions) -> str:
+        return "pass --data-dir DIR (DIR/<class>/*.png, or DIR/{train,val,test}/<class>/...)"

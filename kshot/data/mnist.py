@@ -11,6 +11,7 @@ from ..errors import DataError
 from ..paths import default_data_dir
 from .dataset import ClassIndexedDataset
 from .download import Remote, download
+from .registry import DATASETS, DataOptions, DatasetSource
 
 _HOME = "https://yann.lecun.com/exdb/mnist"
 FILES = {
@@ -60,3 +61,18 @@ def load_mnist(split: str = "train", data_dir: Path | None = None, allow_downloa
     chunks = torch.split(torch.from_numpy(images[order].copy()).unsqueeze(1), per_class.tolist())
     return ClassIndexedDataset.from_class_list(list(chunks), [str(d) for d in range(10)], f"mnist/{split}",
                                                {"dataset": "mnist", "protocol": "standard", "split": split, "image_size": 28})
+
+
+@DATASETS.register("mnist")
+class MNIST(DatasetSource):
+    summary = "MNIST digits from the four official idx files (used by `kshot pairs`)"
+    splits = tuple(FILES)
+
+    def load(self, split: str, options: DataOptions) -> ClassIndexedDataset:
+        return load_mnist(split, options.data_dir, options.allow_download)
+
+    def status(self, options: DataOptions) -> str:
+        files = [r.filename for pair in FILES.values() for r in pair]
+        have = sum((options.root / "mnist" / f).exists() for f in files)
+        state = "found" if have == len(files) else f"{have}/{len(files)} files found; the rest download on first use"
+        return f"{state} in {options.root / 'mnist'} (splits {', '.join(self.splits)})"

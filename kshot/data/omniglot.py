@@ -20,6 +20,7 @@ from .cache import cached_tensors, file_digest
 from .dataset import ClassIndexedDataset
 from .download import Remote, download
 from .images import decode_image
+from .registry import DATASETS, DataOptions, DatasetSource
 
 _LAKE = "https://github.com/brendenlake/omniglot/raw/master/python"
 _SPLITS = "https://raw.githubusercontent.com/jakesnell/prototypical-networks/master/data/omniglot/splits/vinyals"
@@ -120,3 +121,21 @@ def load_omniglot(split: str = "train", protocol: str = "vinyals", data_dir: Pat
         per_class.append(torch.rot90(by_char[char], int(rot[3:]) // 90, dims=(-2, -1)))
         names.append(line)
     return ClassIndexedDataset.from_class_list(per_class, names, name, meta)
+
+
+@DATASETS.register("omniglot")
+class Omniglot(DatasetSource):
+    summary = ("Omniglot handwritten characters; --protocol vinyals (4112/688/1692 rotated classes, 28x28) "
+               "or lake (background / evaluation alphabets)")
+    splits = PROTOCOLS["vinyals"]
+
+    def load(self, split: str, options: DataOptions) -> ClassIndexedDataset:
+        return load_omniglot(split, options.protocol, options.data_dir, options.image_size,
+                             allow_download=options.allow_download)
+
+    def status(self, options: DataOptions) -> str:
+        files = [z.filename for z in ZIPS.values()] + [s.filename for s in SPLIT_FILES.values()]
+        found = sum((options.root / "omniglot" / f).exists() for f in files)
+        state = "found" if found == len(files) else f"{found}/{len(files)} files found; the rest download on first use"
+        protocols = "; ".join(f"--protocol {p}: {', '.join(s)}" for p, s in PROTOCOLS.items())
+        return f"{state} in {options.root / 'omniglot'} ({protocols})"

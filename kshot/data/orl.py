@@ -12,6 +12,7 @@ from ..errors import DataError
 from ..paths import default_data_dir
 from .dataset import ClassIndexedDataset
 from .folder import load_folder
+from .registry import DATASETS, DataOptions, DatasetSource
 
 SPLITS = {"train": range(1, 31), "test": range(31, 41), "all": range(1, 41)}
 
@@ -32,3 +33,17 @@ def load_orl(split: str = "train", data_dir: Path | None = None, image_size: int
     subset = everyone.subset([index[n] for n in wanted], name=f"orl/{split}")
     subset.meta.update({"dataset": "orl", "protocol": "s1-30/s31-40", "split": split})
     return subset
+
+
+@DATASETS.register("orl")
+class ORLFaces(DatasetSource):
+    summary = "AT&T/ORL faces, 40 people x 10 photos (train s1-s30, test s31-s40); not downloaded"
+    splits = tuple(SPLITS)
+
+    def load(self, split: str, options: DataOptions) -> ClassIndexedDataset:
+        return load_orl(split, options.data_dir, options.image_size)
+
+    def status(self, options: DataOptions) -> str:
+        root = options.root / "att_faces_orl"
+        state = "found" if (root / "s1").is_dir() else "missing (no checksummed official download; put s1..s40 there)"
+        return f"{state} in {root} (splits {', '.join(self.splits)})"

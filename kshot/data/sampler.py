@@ -21,12 +21,23 @@ from .dataset import ClassIndexedDataset
 class Task:
     """One episode. Labels are 0..way-1 in the order the classes were drawn."""
 
-    support: Tensor
-    support_labels: Tensor
-    query: Tensor
-    query_labels: Tensor
+    support: Tensor  # [way * shot, *item]
+    support_labels: Tensor  # [way * shot]
+    query: Tensor  # [way * query, *item]
+    query_labels: Tensor  # [way * query]
     way: int
-    classes: Tensor  # dataset class ids, position = episode label
+    classes: Tensor  # [way] dataset class ids, position = episode label
+    seed: int = 0  # of the episode's own randomness, from (sampler seed, episode index)
+
+    def generator(self) -> torch.Generator:
+        """A fresh generator of this episode's randomness (a method that shuffles draws from it),
+        so a task is reproducible however and wherever it is run."""
+        return torch.Generator().manual_seed(self.seed)
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """The seed of episode `episode`'s own randomness, a pure function of (seed, episode)."""
+    return int(np.random.SeedSequence([seed, episode, 1]).generate_state(1)[0])
 
 
 class EpisodeSampler(Sampler[Tensor]):
@@ -96,6 +107,7 @@ class EpisodeSampler(Sampler[Tensor]):
             query_labels=labels.repeat_interleave(self.query),
             way=self.way,
             classes=torch.from_numpy(classes),
+            seed=episode_seed(self.seed, i),
         )
 
 

@@ -1,6 +1,8 @@
-"""Build a learner from names and options, and restore one from a checkpoint."""
+"""Build a learner from names and options, and restore one from a checkpoint. What a method
+needs is read from its declarations (learners/base.py), never guessed."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
@@ -10,27 +12,49 @@ from . import checkpoint
 
 
 def effective_backbone_args(method: str, backbone_args: dict | None) -> dict:
-    """The method's needs of its backbone (e.g. Relation Networks keep feature maps), under the user's."""
-    return {**getattr(METHODS.get(method), "backbone_defaults", {}), **(backbone_args or {})}
+    """The method's declared needs of its backbone, under the user's options."""
+    return {**METHODS.get(method).backbone_needs, **(backbone_args or {})}
 
 
-def effective_method_args(method: str, method_args: dict | None, way: int, input_shape: list[int]) -> dict:
-    """Methods with a fixed output layer (MAML family) are told the task's way and input shape."""
-    if getattr(METHODS.get(method), "needs_task_shape", False):
-        return {"way": way, "input_shape": input_shape, **(method_args or {})}
-    return dict(method_args or {})
+def task_args(method: str, way: int | None, input_shape: Sequence[int] | None) -> dict:
+    """The task facts a method declares it needs: `way` (fixed output layer) and `input_shape`."""
+    cls = METHODS.get(method)
+    args: dict = {}
+    for needed, name, value in ((cls.fixed_way, "way", way), (cls.needs_input_shape, "input_shape", input_shape)):
+        if needed:
+            if value is None:
+                raise ConfigError(f"method {method!r} needs the task's {name} to be built")
+            args[name] = list(value) if name == "input_shape" else value
+    return args
 
 
-def build_learner(method: str, backbone: str, backbone_args: dict | None = None, method_args: dict | None = None) -> Learner:
-    encoder = BACKBONES.get(backbone)(**effective_backbone_args(method, backbone_args))
+def build_learner(method: str, backbone: str, backbone_args: dict | None = None, method_args: dict | None = None,
+                  way: int | None = None, input_shape: Sequence[int] | None = None) -> Learner:
+    """`method_args` may already hold `way` / `input_shape` (checkpoints written before they were
+    passed separately); the ones given here are used only where they are missing."""
+    cls = METHODS.get(method)
     try:
-        return METHODS.get(method)(encoder, **(method_args or {}))
-    except TypeError as e:
+        encoder = BACKBONES.get(backbone)(**effective_backbone_args(method, backbone_args))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad option for backbone {backbone!r} (with what method {method!r} needs of it: "
+                          f"{dict(cls.backbone_needs)}): {e}") from e
+    options = {**task_args(method, (method_args or {}).get("way", way),
+                           (method_args or {}).get("input_shape", input_shape)), **(method_args or {})}
+    try:
+        return cls(encoder, **options)
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"bad option for method {method!r}: {e}") from e
 
 
 def learner_meta(method: str, backbone: str, backbone_args: dict, method_args: dict) -> dict:
     return {"method": method, "backbone": backbone, "backbone_args": backbone_args, "method_args": method_args}
+
+
+def checkpoint_input_shape(meta: dict) -> list[int]:
+    """[C, H, W] of the images a checkpoint was trained on."""
+    data = meta.get("data", {})
+    size = int(data.get("image_size", 28))
+    return [int(data.get("channels", 1)), size, size]
 
 
 def load_learner(path: str | Path, expect_method: str | None = None,
@@ -40,7 +64,8 @@ def load_learner(path: str | Path, expect_method: str | None = None,
     tensors, meta = checkpoint.load(path, expect_method)
     try:
         method_args = {**meta.get("method_args", {}), **(method_overrides or {})}
-        learner = build_learner(meta["method"], meta["backbone"], meta.get("backbone_args"), method_args)
+        learner = build_learner(meta["method"], meta["backbone"], meta.get("backbone_args"), method_args,
+                                input_shape=checkpoint_input_shape(meta))
     except KeyError as e:
         raise CheckpointError(f"{path}: metadata lacks {e}; it was not written by `kshot train`") from e
     state = checkpoint.split_prefix(tensors, "model.")

@@ -19,7 +19,7 @@ from ..atomic import atomic_path
 from ..errors import CheckpointError
 
 FORMAT = "kshot-checkpoint"
-VERSION = 1
+VERSION = 2
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -65,6 +65,8 @@ def load(path: str | Path, expect_method: str | None = None) -> tuple[dict[str, 
         raise CheckpointError(f"{p} is not a kshot checkpoint")
     if meta["version"] > VERSION:
         raise CheckpointError(f"{p} was written by a newer kshot (format {meta['version']}); upgrade kshot")
+    if meta["version"] < VERSION:
+        tensors, meta = upgrade(tensors, meta)
     if expect_method is not None and meta.get("method") != expect_method:
         raise CheckpointError(
             f"{p} is a {meta.get('method')!r} checkpoint, not {expect_method!r}; "
@@ -75,3 +77,17 @@ def load(path: str | Path, expect_method: str | None = None) -> tuple[dict[str, 
 
 def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def upgrade(tensors: dict[str, torch.Tensor], meta: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a format-1 checkpoint as format 2. Version 2 names the gradient learners' network
+    parts (`net.body`, `net.head` instead of positions `net.0`, `net.2`), and metric learners
+    size their layers from the backbone (no `dim` option)."""
+    renamed = {}
+    for key, value in tensors.items():
+        for old, new in (("model.net.0.", "model.net.body."), ("model.net.2.", "model.net.head.")):
+            if key.startswith(old):
+                key = new + key[len(old):]
+        renamed[key] = value
+    method_args = {k: v for k, v in meta.get("method_args", {}).items() if k != "dim"}
+    return renamed, {**meta, "method_args": method_args, "version": VERSION}

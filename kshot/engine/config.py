@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
+from importlib.resources import files
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -45,6 +46,8 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.val_split == "none":  # TOML has no null: "none" means no validation
+            self.val_split = None
         for name in ("way", "query", "episodes", "lr_step", "val_way", "val_query", "val_episodes", "val_every", "log_every", "image_size",
                      "meta_batch"):
             if getattr(self, name) < 1:
@@ -60,27 +63,59 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        """Settings given, over the method's own paper defaults (e.g. MAML's meta-batch of 32),
-        over the class defaults."""
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Settings given, over the method's paper preset (e.g. MAML's meta-batch of 32), over the
+        class defaults. Unknown names and values of the wrong type are refused."""
         from ..learners import METHODS
 
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        method_defaults = getattr(METHODS.get(values.get("method", cls.method)), "train_defaults", {})
-        return cls(**{**method_defaults, **values})
+        check_settings(values, "settings")
+        preset = METHODS.get(values.get("method", cls.method)).paper_preset
+        base = read_config(preset) if preset else {}
+        return cls(**{**base, **values})
 
 
-def read_config_file(path: str | Path) -> dict:
-    """Settings from a .toml or .json file (flat keys, as the TrainConfig fields)."""
-    p = Path(path)
+def check_settings(values: dict, source: str) -> None:
+    """Every key is a TrainConfig field and every value has that field's type."""
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(types))}")
+    for name, value in values.items():
+        kind = str(types[name])
+        allowed: tuple[type, ...] = {"int": (int,), "float": (int, float), "str": (str,), "dict": (dict,)}[
+            kind.split(" | ")[0]]
+        if value is None and "None" in kind:
+            continue
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise ConfigError(f"{source}: {name} must be {kind}, not {value!r}")
+
+
+def preset_names() -> list[str]:
+    """The shipped presets, by name."""
+    return sorted(p.name[: -len(".toml")] for p in files("kshot.configs").iterdir() if p.name.endswith(".toml"))
+
+
+def read_config(name_or_path: str | Path) -> dict:
+    """Settings from a shipped preset name (`maml-omniglot-5w1s`) or a .toml / .json file (flat keys,
+    as the TrainConfig fields), checked against the trainer's settings."""
+    p = Path(name_or_path)
+    if not p.exists() and p.suffix == "" and str(name_or_path) in preset_names():
+        return parse_config(files("kshot.configs").joinpath(f"{name_or_path}.toml").read_text(), f"preset {name_or_path}", ".toml")
+    if not p.exists():
+        raise ConfigError(f"no config file {p} and no preset of that name; presets: {', '.join(preset_names())}")
     try:
         text = p.read_text()
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e}") from e
+    return parse_config(text, str(p), p.suffix)
+
+
+def parse_config(text: str, source: str, suffix: str) -> dict:
     try:
-        return tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        values = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{p} is not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}") from e
+        raise ConfigError(f"{source} is not valid {'TOML' if suffix == '.toml' else 'JSON'}: {e}") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source} must hold a table of settings")
+    check_settings(values, source)
+    return values

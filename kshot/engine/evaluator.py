@@ -66,7 +66,7 @@ def evaluate(learner: Learner, dataset: ClassIndexedDataset, way: int, shot: int
         else:
             task = sampler.task(dataset, i)
             # No no_grad here: optimization-based learners differentiate inside adapt.
-            logits = learner.adapt(task.support, task.support_labels, way)(task.query).detach()
+            logits = learner.adapt(task.support, task.support_labels, way, task.generator())(task.query).detach()
         accs[i] = (logits.argmax(1) == q_labels).float().mean()
     learner.train(was_training)
     return summarize(accs, time.perf_counter() - start)

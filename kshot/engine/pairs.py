@@ -1,35 +1,35 @@
-"""Verification training: a Siamese network on balanced same/different pairs (not episodes)."""
+"""Verification training as a task family of the one trainer: a Siamese network on balanced
+same/different pairs (not episodes), and the pair accuracy it is judged by."""
 from __future__ import annotations
-
-import time
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..data.dataset import ClassIndexedDataset
 from ..data.pairs import balanced_pairs
 from ..learners.siamese import SiameseNet
+from .tasks import StepResult
 
 
 def pair_logits(net: SiameseNet, dataset: ClassIndexedDataset, first, second):
     return net.same_logits(net.embed(dataset.fetch(first)), net.embed(dataset.fetch(second)))
 
 
-def train_pairs(net: SiameseNet, dataset: ClassIndexedDataset, steps: int, batch: int = 128, lr: float = 1e-3,
-                seed: int = 0, progress: bool = True) -> float:
-    """Adam on binary cross-entropy of 'same class'; a fresh balanced batch each step. Returns seconds."""
-    opt = torch.optim.Adam(net.parameters(), lr)
-    first, second, same = balanced_pairs(dataset, steps * batch, seed)
-    net.train()
-    start = time.perf_counter()
-    for step in tqdm(range(steps), desc="train pairs", disable=not progress):
-        sl = slice(step * batch, (step + 1) * batch)
-        loss = F.binary_cross_entropy_with_logits(pair_logits(net, dataset, first[sl], second[sl]), same[sl].float())
-        opt.zero_grad(set_to_none=True)
+class Pairs:
+    """Step i trains on pairs [i * size, (i + 1) * size) of `steps * size` balanced pairs drawn
+    once from the seed (so a run of a given length is reproducible and resumable)."""
+
+    def __init__(self, dataset: ClassIndexedDataset, steps: int, size: int, seed: int = 0):
+        self.dataset = dataset
+        self.first, self.second, self.same = balanced_pairs(dataset, steps * size, seed)
+
+    def step(self, learner: SiameseNet, index: int, size: int) -> StepResult:
+        sl = slice(index * size, (index + 1) * size)
+        logits = pair_logits(learner, self.dataset, self.first[sl], self.second[sl])
+        loss = F.binary_cross_entropy_with_logits(logits, self.same[sl].float())
         loss.backward()
-        opt.step()
-    return time.perf_counter() - start
+        accuracy = ((logits > 0) == self.same[sl]).float().mean().item()
+        return StepResult(loss.item(), 100 * accuracy)
 
 
 @torch.no_grad()

@@ -1,99 +1,84 @@
-"""The episodic trainer: sample a task, adapt on its support, back-propagate the query loss.
+"""The one trainer, for every kind of learning: at step i draw batch i of the task family,
+accumulate the learner's gradient on it, take an optimizer step.
 
-A run directory holds `best.safetensors` (best validation accuracy), `last.safetensors`
-(model + optimizer + scheduler, to resume), their JSON copies, and `log.jsonl`.
-Episode i is a pure function of (seed, i), so a resumed run follows exactly the
-path an uninterrupted one would.
+    Trainer(learner, train_set, val_set, settings, out_dir).train()
+
+`train_set` is a class-indexed data set (classification episodes of the settings' way, shot
+and query) or any task family (engine/tasks.py: sine-wave regression, same/different pairs).
+A run directory holds `best.safetensors` (best validation accuracy; the final model when there
+is no validation set), `last.safetensors` (model + optimizer + scheduler, to resume), their
+JSON copies, and `log.jsonl`. Batch i is a pure function of (seed, i), so a resumed run follows
+exactly the path an uninterrupted one would. `Trainer.from_config` builds everything from names
+(the command line's way in).
 """
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from ..data import load_dataset
+from ..data import ClassIndexedDataset, load_dataset
 from ..data.sampler import episode_sampler
 from ..errors import CheckpointError
+from ..learners import Learner
 from . import checkpoint
-from .build import build_learner, effective_backbone_args, effective_method_args, learner_meta
+from .build import build_learner, effective_backbone_args, learner_meta, task_args
 from .config import TrainConfig
 from .evaluator import evaluate
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Adam-style state as flat tensors for safetensors, plus the JSON-able rest."""
-    sd = opt.state_dict()
-    tensors = {f"optim.{pid}.{k}": v for pid, st in sd["state"].items() for k, v in st.items()}
-    return tensors, {"param_groups": sd["param_groups"]}
-
-
-def restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
-    state: dict[int, dict] = {}
-    for key, value in checkpoint.split_prefix(tensors, "optim.").items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
-
-
-@contextmanager
-def stop_requests():
-    """SIGINT/SIGTERM set a flag that the loop honours between episodes, so a saved state is
-    never half an optimizer step. Outside the main thread signals stay as they are."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    request = lambda signum, frame: flag.update(stop=True)
-    previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+from .run_state import optimizer_tensors, read_log, restore_optimizer, stop_requests
+from .tasks import Episodes, TaskFamily
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, out_dir: str | Path, progress: bool = True, allow_download: bool = True):
-        self.config, self.out = config, Path(out_dir)
-        self.progress = progress
+    def __init__(self, learner: Learner, train_set: ClassIndexedDataset | TaskFamily,
+                 val_set: ClassIndexedDataset | None, settings: TrainConfig, out_dir: str | Path,
+                 meta: dict | None = None, progress: bool = True):
+        s = self.settings = settings
+        self.learner, self.out, self.progress = learner, Path(out_dir), progress
+        self.tasks = Episodes(train_set, s.way, s.shot, s.query, s.seed) if isinstance(train_set, ClassIndexedDataset) \
+            else train_set
+        self.val_set = val_set
+        if val_set is not None:  # fail now, not after an hour of training
+            episode_sampler(val_set, s.val_way, self.val_shot, s.val_query, 1)
+        # What a checkpoint needs to be rebuilt by `load_learner` (from_config knows it all).
+        self.meta = {"method": learner.method, **(meta or {}), "config": s.to_dict()}
+        optimizer = torch.optim.Adam if s.optimizer == "adam" else torch.optim.SGD
+        self.optimizer = optimizer(learner.parameters(), lr=s.lr)
+        if s.lr_schedule == "linear":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: max(0.0, 1 - step / s.episodes))
+        else:
+            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, s.lr_step, s.lr_gamma)
+        self.episode, self.best_val, self.train_seconds = 0, -1.0, 0.0
+        self.window = [0.0, 0.0, 0]  # loss sum, accuracy sum, steps since the last log row
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, out_dir: str | Path, progress: bool = True,
+                    allow_download: bool = True) -> Trainer:
+        """Load the named data sets, build the named learner (seeded), and a trainer for them."""
         c = config
         load = lambda split: load_dataset(c.dataset, split, c.protocol, c.data_dir, c.image_size, allow_download, c.channels)
-        self.train_set = load(c.train_split)
-        self.val_set = load(c.val_split) if c.val_split else None
-        self.sampler = episode_sampler(self.train_set, c.way, c.shot, c.query, c.episodes * c.meta_batch, c.seed)
-        if self.val_set is not None:  # fail now, not after an hour of training
-            episode_sampler(self.val_set, c.val_way, self.val_shot, c.val_query, 1)
+        train_set = load(c.train_split)
+        val_set = load(c.val_split) if c.val_split else None
         torch.manual_seed(c.seed)
         backbone_args = effective_backbone_args(c.method, {"in_channels": c.channels, **c.backbone_args})
-        method_args = effective_method_args(c.method, c.method_args, c.way, [c.channels, c.image_size, c.image_size])
-        self.learner = build_learner(c.method, c.backbone, backbone_args, method_args)
-        self.meta = {**learner_meta(c.method, c.backbone, backbone_args, method_args),
-                     "data": {k: self.train_set.meta.get(k) for k in ("dataset", "protocol", "image_size")} | {"channels": c.channels},
-                     "config": c.to_dict()}
-        optimizer = torch.optim.Adam if c.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = optimizer(self.learner.parameters(), lr=c.lr)
-        if c.lr_schedule == "linear":
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: max(0.0, 1 - step / c.episodes))
-        else:
-            self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, c.lr_step, c.lr_gamma)
-        self.episode, self.best_val, self.train_seconds = 0, -1.0, 0.0
-        self.window = [0.0, 0.0, 0]  # loss sum, accuracy sum, episodes since the last log row
+        method_args = {**task_args(c.method, c.way, [c.channels, c.image_size, c.image_size]), **c.method_args}
+        learner = build_learner(c.method, c.backbone, backbone_args, method_args)
+        data = {k: train_set.meta.get(k) for k in ("dataset", "protocol", "image_size")} | {"channels": c.channels}
+        meta = {**learner_meta(c.method, c.backbone, backbone_args, method_args), "data": data}
+        return cls(learner, train_set, val_set, c, out_dir, meta, progress)
 
     @property
     def val_shot(self) -> int:
-        return self.config.shot if self.config.val_shot is None else self.config.val_shot
+        return self.settings.shot if self.settings.val_shot is None else self.settings.val_shot
 
     # ---- saving and resuming -------------------------------------------------------
-    def _save(self, name: str, with_optimizer: bool, extra: dict | None = None) -> None:
+    def _save(self, name: str, with_optimizer: bool) -> None:
         tensors = {f"model.{k}": v for k, v in self.learner.state_dict().items()}
         meta = {**self.meta, "episode": self.episode, "best_val_accuracy": self.best_val,
-                "train_seconds": round(self.train_seconds, 1), "log_window": self.window, **(extra or {})}
+                "train_seconds": round(self.train_seconds, 1), "log_window": self.window}
         if with_optimizer:
             opt_tensors, opt_info = optimizer_tensors(self.optimizer)
             tensors |= opt_tensors
@@ -107,10 +92,10 @@ class Trainer:
         path = self.out / "last.safetensors"
         if not path.exists():
             return False
-        tensors, meta = checkpoint.load(path, expect_method=self.config.method)
+        tensors, meta = checkpoint.load(path, expect_method=self.learner.method)
         if meta.get("kind") != "training-state":
             raise CheckpointError(f"{path} holds no optimizer state, so training cannot resume from it")
-        ours, theirs = self.config.to_dict(), dict(meta["config"])
+        ours, theirs = self.settings.to_dict(), dict(meta["config"])
         ours.pop("episodes"), theirs.pop("episodes")  # extending a run is allowed
         if ours != theirs:
             changed = sorted(k for k in ours if ours[k] != theirs.get(k))
@@ -126,11 +111,12 @@ class Trainer:
         return True
 
     def _truncate_log(self) -> None:
-        """Drop log lines written after the checkpoint we resume from (they will be redone)."""
+        """Drop log lines written after the checkpoint we resume from (they will be redone), and a
+        line torn by a crash mid-write."""
         log = self.out / "log.jsonl"
         if log.exists():
-            keep = [l for l in log.read_text().splitlines() if l and json.loads(l)["episode"] <= self.episode]
-            log.write_text("".join(l + "\n" for l in keep))
+            keep = [row for row in read_log(log) if row["episode"] <= self.episode]
+            log.write_text("".join(json.dumps(row) + "\n" for row in keep))
 
     def _log(self, row: dict) -> None:
         with open(self.out / "log.jsonl", "a") as f:
@@ -138,31 +124,32 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------
     def validate(self):
-        c = self.config
-        return evaluate(self.learner, self.val_set, c.val_way, self.val_shot, c.val_query, c.val_episodes,
-                        seed=c.seed + 1, progress=False)
+        s = self.settings
+        return evaluate(self.learner, self.val_set, s.val_way, self.val_shot, s.val_query, s.val_episodes,
+                        seed=s.seed + 1, progress=False)
 
-    def _episode(self) -> dict | None:
-        """One meta-training step; returns the log row to write, if any."""
-        c = self.config
+    def _step(self) -> dict | None:
+        """One optimizer step; returns the log row to write, if any."""
+        s = self.settings
         t0 = time.perf_counter()
-        tasks = [self.sampler.task(self.train_set, self.episode * c.meta_batch + j) for j in range(c.meta_batch)]
         self.optimizer.zero_grad(set_to_none=True)
-        loss, logits = self.learner.meta_step(tasks)
+        result = self.tasks.step(self.learner, self.episode, s.meta_batch)
         self.optimizer.step()
         self.scheduler.step()
         self.episode += 1
         self.train_seconds += time.perf_counter() - t0
         w = self.window
-        w[0] += loss
-        w[1] += (logits.argmax(-1) == torch.stack([t.query_labels for t in tasks])).float().mean().item()
+        w[0] += result.loss
+        w[1] += result.accuracy or 0.0
         w[2] += 1
         row = None
-        if self.episode % c.log_every == 0 or self.episode == c.episodes:
-            row = {"episode": self.episode, "loss": w[0] / w[2], "accuracy": 100 * w[1] / w[2],
-                   "lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 1)}
+        if self.episode % s.log_every == 0 or self.episode == s.episodes:
+            row = {"episode": self.episode, "loss": w[0] / w[2]}
+            if result.accuracy is not None:
+                row["accuracy"] = w[1] / w[2]
+            row |= {"lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 1)}
             self.window = [0.0, 0.0, 0]
-        if self.val_set is not None and (self.episode % c.val_every == 0 or self.episode == c.episodes):
+        if self.val_set is not None and (self.episode % s.val_every == 0 or self.episode == s.episodes):
             result = self.validate()
             row = (row or {"episode": self.episode}) | {"val_accuracy": result.accuracy, "val_ci95": result.ci95}
             if result.accuracy > self.best_val:
@@ -172,36 +159,38 @@ class Trainer:
         return row
 
     def train(self) -> dict:
-        c = self.config
+        s = self.settings
         self.out.mkdir(parents=True, exist_ok=True)
-        self.sampler.episodes = c.episodes * c.meta_batch
         self.learner.train()
         last_save = time.perf_counter()
-        bar = tqdm(total=c.episodes, initial=self.episode, desc=f"train {c.method}", disable=not self.progress)
+        bar = tqdm(total=s.episodes, initial=self.episode, desc=f"train {self.learner.method}", disable=not self.progress)
         try:
             with stop_requests() as flag:
-                while self.episode < c.episodes:
+                while self.episode < s.episodes:
                     if flag["stop"]:
                         raise KeyboardInterrupt
-                    row = self._episode()
+                    row = self._step()
                     bar.update(1)
                     if row:
                         self._log(row)
-                        if "loss" in row:
-                            bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.1f}")
-                        if "val_accuracy" in row:
-                            best = " (best so far: saved)" if row.get("saved_best") else ""
-                            bar.write(f"episode {self.episode}: val {row['val_accuracy']:.2f} +- {row['val_ci95']:.2f}%{best}")
-                    if (self.episode % c.val_every == 0 or self.episode == c.episodes
-                            or time.perf_counter() - last_save > c.checkpoint_seconds):
+                        self._show(bar, row)
+                    if (self.episode % s.val_every == 0 or self.episode == s.episodes
+                            or time.perf_counter() - last_save > s.checkpoint_seconds):
                         self._save("last", with_optimizer=True)
                         last_save = time.perf_counter()
         except KeyboardInterrupt:
             self._save("last", with_optimizer=True)
-            bar.write(f"interrupted: saved {self.out / 'last.safetensors'} at episode {self.episode}; rerun with --resume")
+            bar.write(f"interrupted: saved {self.out / 'last.safetensors'} at step {self.episode}; rerun with --resume")
             raise
         finally:
             bar.close()
         if self.val_set is None:  # nothing to select on: the final model is the best we know
             self._save("best", with_optimizer=False)
         return {"episode": self.episode, "best_val_accuracy": self.best_val, "train_seconds": self.train_seconds}
+
+    def _show(self, bar: tqdm, row: dict) -> None:
+        if "loss" in row:
+            bar.set_postfix({"loss": f"{row['loss']:.3f}"} | ({"acc": f"{row['accuracy']:.1f}"} if "accuracy" in row else {}))
+        if "val_accuracy" in row:
+            best = " (best so far: saved)" if row.get("saved_best") else ""
+            bar.write(f"step {self.episode}: val {row['val_accuracy']:.2f} +- {row['val_ci95']:.2f}%{best}")

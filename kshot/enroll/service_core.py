@@ -15,7 +15,7 @@ from ..data.cache import file_digest
 from ..data.images import decode_image
 from ..engine.build import load_learner
 from ..errors import DataError, KshotError
-from ..learners import MetricLearner
+from ..learners import MetricLearner, PrototypeLearner
 from .store import EmbeddingStore, StoreError
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -72,9 +72,10 @@ class Enroller:
             self.store.bind_model(self.fingerprint, int(probe[0].numel()), self.description)
         self._scorer: tuple[int, object] | None = None
         self._ann: tuple[int, list[str], object] | None = None
-        if index == "faiss" and not (meta["method"] in ("protonet", "triplet")
-                                     and getattr(self.learner, "distance", "euclidean") == "euclidean"):
-            raise KshotError("the faiss index serves Euclidean-prototype models (protonet, triplet); use --index exact")
+        if index == "faiss" and not (isinstance(self.learner, PrototypeLearner)
+                                     and self.learner.prototype_metric == "squared_euclidean"):
+            raise KshotError(f"the faiss index serves models that score by squared Euclidean distance to class "
+                             f"prototypes (protonet, triplet); this {meta['method']} model does not: use --index exact")
 
     # ---- images -> embeddings --------------------------------------------------------
     def embed(self, images: list[bytes], sources: list[str] | None = None) -> np.ndarray:
@@ -99,7 +100,7 @@ class Enroller:
         """(class names, classify(features) -> scores [n, classes]), rebuilt only after a write."""
         gen = self.store.generation()
         if self._scorer is None or self._scorer[0] != gen:
-            if hasattr(self.learner, "prototype_classifier"):
+            if isinstance(self.learner, PrototypeLearner):
                 # One prototype per class: a [queries, classes] matrix product, even for 100k classes.
                 names, prototypes = self.class_prototypes()
                 classify = self.learner.prototype_classifier(prototypes)

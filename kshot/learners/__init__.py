@@ -1,6 +1,9 @@
-"""Few-shot methods, one file each, looked up by name in METHODS."""
-from .base import Classifier, Learner, MetricLearner
+"""Few-shot methods, one file each, looked up by name in METHODS. Every module of this package
+is imported here, so a new file with `@METHODS.register("name")` needs no other edit."""
+from ..registry import import_submodules
+from .base import Classifier, Learner, MetricLearner, PrototypeLearner
 from .registry import METHODS
-from . import maml, matching, meta_lstm, protonet, relation, reptile, siamese, triplet  # noqa: F401  (each registers itself)
 
-__all__ = ["METHODS", "Classifier", "Learner", "MetricLearner"]
+import_submodules(__name__, __path__)
+
+__all__ = ["METHODS", "Classifier", "Learner", "MetricLearner", "PrototypeLearner"]

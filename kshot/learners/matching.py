@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..nets import output_features
 from .base import Classifier, MetricLearner
 from .registry import METHODS
 
@@ -53,11 +54,12 @@ class QueryAttentionLSTM(nn.Module):
 
 @METHODS.register("matching")
 class MatchingNet(MetricLearner):
-    method = "matching"
+    needs_input_shape = True  # the context LSTMs are as wide as the embedding
 
-    def __init__(self, encoder: nn.Module, fce: bool = False, fce_steps: int = 5, dim: int = 64,
+    def __init__(self, encoder: nn.Module, input_shape: list[int], fce: bool = False, fce_steps: int = 5,
                  learn_scale: bool = True):
         super().__init__(encoder)
+        dim = output_features(encoder, input_shape)
         self.fce = fce
         self.support_context = SupportContext(dim) if fce else None
         self.query_attention = QueryAttentionLSTM(dim, fce_steps) if fce else None

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .functional import Params, gradient_and_value
-from .maml import MAML
+from .gradient import GradientLearner
 from .registry import METHODS
 
 
@@ -52,13 +52,13 @@ class MetaLSTMCell(nn.Module):
 
 
 @METHODS.register("metalstm")
-class MetaLSTM(MAML):
-    method = "metalstm"
-    train_defaults = {"way": 5, "shot": 1, "query": 15, "meta_batch": 1, "episodes": 20000, "lr": 1e-3,
-                      "lr_step": 10 ** 9, "val_every": 500, "val_episodes": 200}
+class MetaLSTM(GradientLearner):
+    paper_preset = "paper-metalstm"
+    # Its inner loop feeds detached gradients through LSTM cells: run per task, not under vmap.
+    vmappable = False
 
-    def __init__(self, encoder: nn.Module, inner_steps: int = 5, test_steps: int = 5, hidden: int = 20, **kw):
-        super().__init__(encoder, inner_steps=inner_steps, test_steps=test_steps, vectorize="loop", **kw)
+    def __init__(self, encoder: nn.Module, inner_steps: int = 5, test_steps: int = 5, hidden: int = 20, **options):
+        super().__init__(encoder, inner_steps=inner_steps, test_steps=test_steps, **options)
         self.reader = nn.LSTMCell(4, hidden)
         self.writer = MetaLSTMCell(hidden)
 
@@ -68,7 +68,7 @@ class MetaLSTM(MAML):
         sizes = [s.numel() for s in shapes]
         unflatten = lambda flat: {k: v.view(s) for k, v, s in zip(names, flat.split(sizes), shapes)}
         theta = torch.cat([params[k].reshape(-1) for k in names])
-        loss_of = lambda p: F.cross_entropy(self.f(unflatten(p["theta"]), support), labels)
+        loss_of = lambda p: self.inner_loss(self.f(unflatten(p["theta"]), support), labels)
         state, f_prev, i_prev = None, torch.zeros_like(theta), torch.zeros_like(theta)
         for _ in range(steps):
             # The gradient and loss are inputs to the meta-learner: no second derivatives.

@@ -10,14 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Classifier, MetricLearner
+from .base import Classifier, PrototypeLearner
 from .registry import METHODS
-
-
-def class_means(features: Tensor, labels: Tensor, way: int) -> Tensor:
-    """[way, dim] mean feature of each class (works for unequal shots too)."""
-    onehot = F.one_hot(labels, way).to(features.dtype)  # [n, way]
-    return (onehot.T @ features) / onehot.sum(0).clamp_min(1).unsqueeze(1)
 
 
 def squared_euclidean(a: Tensor, b: Tensor, b_norms: Tensor | None = None) -> Tensor:
@@ -37,8 +31,8 @@ def nearest_prototype_scores(prototypes: Tensor) -> Classifier:
 
 
 @METHODS.register("protonet")
-class ProtoNet(MetricLearner):
-    method = "protonet"
+class ProtoNet(PrototypeLearner):
+    paper_preset = "paper-protonet"
 
     def __init__(self, encoder: nn.Module, distance: str = "euclidean", cosine_scale: float = 10.0):
         super().__init__(encoder)
@@ -48,11 +42,11 @@ class ProtoNet(MetricLearner):
         # Cosine similarities lie in [-1, 1]; a learned scale lets the softmax become sharp.
         self.log_scale = nn.Parameter(torch.tensor(float(cosine_scale)).log()) if distance == "cosine" else None
 
-    def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
-        return self.prototype_classifier(class_means(support_features, support_labels, way))
+    @property
+    def prototype_metric(self) -> str:
+        return "squared_euclidean" if self.distance == "euclidean" else "cosine"
 
     def prototype_classifier(self, prototypes: Tensor) -> Classifier:
-        """Scores against given class prototypes (the enrollment store keeps them for many classes)."""
         if self.distance == "euclidean":
             return nearest_prototype_scores(prototypes)
         protos = F.normalize(prototypes, dim=1)

@@ -8,22 +8,25 @@ the paper's mean squared error against one-hot targets.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.sampler import Task
+from ..nets import output_shape
 from ..nets.conv4 import conv_block
 from .base import Classifier, MetricLearner
 from .registry import METHODS
 
 
 class RelationModule(nn.Module):
-    def __init__(self, channels: int = 64, hidden: int = 8, fc_spatial: int = 1):
+    def __init__(self, in_channels: int, channels: int = 64, hidden: int = 8, fc_spatial: int = 1):
         super().__init__()
         # On 28x28 Omniglot the maps are already 1x1 here, so the adaptive pool is the identity;
         # it lets other image sizes use the same fully connected layers.
-        self.convs = nn.Sequential(conv_block(2 * channels, channels), conv_block(channels, channels),
+        self.convs = nn.Sequential(conv_block(2 * in_channels, channels), conv_block(channels, channels),
                                    nn.AdaptiveMaxPool2d(fc_spatial))
         self.fc = nn.Sequential(nn.Linear(channels * fc_spatial ** 2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
@@ -33,13 +36,14 @@ class RelationModule(nn.Module):
 
 @METHODS.register("relation")
 class RelationNet(MetricLearner):
-    method = "relation"
     # The embedding keeps feature maps: the backbone must not pool them all away.
-    backbone_defaults = {"pooled_blocks": 2, "flatten": False}
+    backbone_needs = MappingProxyType({"pooled_blocks": 2, "flatten": False})
+    needs_input_shape = True  # the relation module reads the backbone's feature maps
 
-    def __init__(self, encoder: nn.Module, channels: int = 64, hidden: int = 8):
+    def __init__(self, encoder: nn.Module, input_shape: list[int], channels: int = 64, hidden: int = 8):
         super().__init__(encoder)
-        self.relation = RelationModule(channels, hidden)
+        feature_channels = output_shape(encoder, input_shape)[0]
+        self.relation = RelationModule(feature_channels, channels, hidden)
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
         onehot = F.one_hot(support_labels, way).to(support_features.dtype)

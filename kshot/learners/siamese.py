@@ -14,17 +14,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.sampler import Task
+from ..nets import output_features
 from .base import Classifier, MetricLearner
 from .registry import METHODS
 
 
 @METHODS.register("siamese")
 class SiameseNet(MetricLearner):
-    method = "siamese"
+    needs_input_shape = True  # one weight per embedding coordinate in the L1 head
 
-    def __init__(self, encoder: nn.Module, dim: int = 64):
+    def __init__(self, encoder: nn.Module, input_shape: list[int]):
         super().__init__(encoder)
-        self.pair_head = nn.Linear(dim, 1)  # the weighted L1 distance; sigmoid gives P(same)
+        self.pair_head = nn.Linear(output_features(encoder, input_shape), 1)  # the weighted L1 distance; sigmoid gives P(same)
 
     def same_logits(self, a: Tensor, b: Tensor) -> Tensor:
         """Pre-sigmoid 'same class' score of embeddings a and b (broadcast against each other)."""

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.sampler import Task
-from .base import Classifier, MetricLearner
-from .protonet import class_means, nearest_prototype_scores, squared_euclidean
+from .base import Classifier, PrototypeLearner
+from .protonet import nearest_prototype_scores, squared_euclidean
 from .registry import METHODS
 
 
@@ -26,8 +26,7 @@ def triplet_loss(anchors: Tensor, anchor_labels: Tensor, others: Tensor, other_l
 
 
 @METHODS.register("triplet")
-class TripletNet(MetricLearner):
-    method = "triplet"
+class TripletNet(PrototypeLearner):
 
     def __init__(self, encoder: nn.Module, margin: float = 0.2):
         super().__init__(encoder)
@@ -35,9 +34,6 @@ class TripletNet(MetricLearner):
 
     def embed(self, x: Tensor) -> Tensor:
         return F.normalize(self.encoder(x), dim=1)
-
-    def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
-        return self.prototype_classifier(class_means(support_features, support_labels, way))
 
     def prototype_classifier(self, prototypes: Tensor) -> Classifier:
         return nearest_prototype_scores(prototypes)

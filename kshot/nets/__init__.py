@@ -1,5 +1,9 @@
-"""Backbones (feature extractors) and small heads, looked up by name in BACKBONES."""
+"""Backbones (feature extractors) and small heads, looked up by name in BACKBONES. A module
+dropped into this package registers its backbones itself."""
+from ..registry import import_submodules
 from .registry import BACKBONES
-from . import conv4, mlp  # noqa: F401  (each registers itself)
+from .shape import output_features, output_shape
 
-__all__ = ["BACKBONES"]
+import_submodules(__name__, __path__)
+
+__all__ = ["BACKBONES", "output_features", "output_shape"]

@@ -31,6 +31,7 @@ class Conv4(nn.Module):
         widths = [in_channels] + [hidden] * (depth - 1) + [out_channels]
         self.blocks = nn.Sequential(*[conv_block(widths[i], widths[i + 1], pool=i < pooled, norm=norm) for i in range(depth)])
         self.flatten = flatten
+        self.num_features = out_channels  # channels of the output maps (the width when they are 1x1)
         # Channels-last runs the oneDNN convolutions without layout conversions (1.3-1.8x on CPU).
         # torch.func.vmap cannot query memory formats, so vmapped learners (MAML) turn it off.
         self.channels_last = channels_last

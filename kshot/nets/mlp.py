@@ -1,4 +1,4 @@
-"""Fully connected networks: the twin of the MNIST Siamese example, the sinusoid regressor."""
+"""Fully connected networks: the twin of the MNIST Siamese example, the sinusoid regressor's body."""
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -7,7 +7,10 @@ from .registry import BACKBONES
 
 
 class MLP(nn.Module):
-    def __init__(self, in_features: int, hidden: list[int], out_features: int, dropout: float = 0.0):
+    """Flatten, then Linear + ReLU (+ dropout) per hidden width, then a Linear to `out_features`;
+    with `out_features=None` the network ends at the last hidden ReLU (a body for a learner's head)."""
+
+    def __init__(self, in_features: int, hidden: list[int], out_features: int | None, dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         for width in hidden:
@@ -15,15 +18,18 @@ class MLP(nn.Module):
             if dropout:
                 layers.append(nn.Dropout(dropout))
             in_features = width
-        layers.append(nn.Linear(in_features, out_features))
+        if out_features is not None:
+            layers.append(nn.Linear(in_features, out_features))
         self.net = nn.Sequential(*layers)
+        self.num_features = in_features if out_features is None else out_features
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
 
 @BACKBONES.register("mlp")
-def mlp(in_features: int = 784, hidden: list[int] | None = None, out_features: int = 128, dropout: float = 0.1,
-        in_channels: int | None = None) -> MLP:
-    # in_channels is accepted (and ignored) so image pipelines can pass it to any backbone
+def mlp(in_features: int = 784, hidden: list[int] | None = None, out_features: int | None = 128, dropout: float = 0.1,
+        in_channels: int | None = None, norm: str = "none", channels_last: bool = False) -> MLP:
+    # The options every backbone takes are accepted: in_channels (the flattened input is sized by
+    # in_features), norm (an MLP has no normalisation layer), channels_last (no feature maps).
     return MLP(in_features, [128, 128] if hidden is None else list(hidden), out_features, dropout)

@@ -5,20 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from ..learners.functional import Functional
-from ..regression.meta import fine_tune
+from ..learners.gradient import GradientLearner
 from ..regression.sinusoid import SinusoidTasks
 
 
-def adapted_curve(net: nn.Module, sx, sy, grid, steps: int, lr: float):
-    f = Functional(net)
-    params = {k: v.detach() for k, v in f.params().items()}
-    return f(fine_tune(f, params, sx, sy, steps, lr, first_order=True), grid).detach().squeeze(1)
+def adapted_curve(learner: GradientLearner, sx, sy, grid, steps: int):
+    params = {k: v.detach() for k, v in learner.f.params().items()}
+    return learner.f(learner.inner_loop(params, sx, sy, steps), grid).detach().squeeze(1)
 
 
-def plot_sinusoid(models: dict[int, dict[str, nn.Module]], path: str | Path, lr: float = 0.01, seed: int = 777) -> Path:
+def plot_sinusoid(models: dict[int, dict[str, GradientLearner]], path: str | Path, seed: int = 777) -> Path:
     """`models[K][kind]`, kind "maml" or "pretrained": one panel per K, one held-out task."""
     import matplotlib
 
@@ -35,7 +32,7 @@ def plot_sinusoid(models: dict[int, dict[str, nn.Module]], path: str | Path, lr:
             ax = axes[row, col]
             ax.plot(grid[:, 0], truth, color="black", lw=2, label="ground truth")
             for steps, style in ((0, ":"), (1, "--"), (10, "-")):
-                curve = adapted_curve(models[k][kind], b.support_x[0], b.support_y[0], grid, steps, lr)
+                curve = adapted_curve(models[k][kind], b.support_x[0], b.support_y[0], grid, steps)
                 ax.plot(grid[:, 0], curve, style, label=f"after {steps} step{'s' if steps != 1 else ''}")
             ax.scatter(b.support_x[0, :, 0], b.support_y[0, :, 0], marker="^", color="crimson", zorder=3,
                        label=f"{k} points used for gradient")
