@@ -9,6 +9,7 @@ service, and checks that every acknowledged enrollment is in the store and nothi
 
     python benchmarks/enroll_service.py checkpoints/protonet-orl.safetensors --record benchmarks/results.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,34 @@ def free_port() -> int:
 def prefilled_store(path: Path, model: str, classes: int) -> None:
     dim = int(np.prod(Enroller(path, model).feature_shape))
     rng = np.random.default_rng(0)
-    EmbeddingStore(path).bulk_enroll([f"bulk-{i:06d}" for i in range(classes)],
-                                     rng.normal(size=(classes, dim)).astype(np.float32))
+    EmbeddingStore(path).bulk_enroll(
+        [f"bulk-{i:06d}" for i in range(classes)], rng.normal(size=(classes, dim)).astype(np.float32)
+    )
 
 
 class Service:
     def __init__(self, store: Path, model: str, index: str = "exact"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "kshot.cli", "serve", "--store", str(store), "--model", model,
-                                      "--token", TOKEN, "--port", str(self.port), "--index", index],
-                                     stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kshot.cli",
+                "serve",
+                "--store",
+                str(store),
+                "--model",
+                model,
+                "--token",
+                TOKEN,
+                "--port",
+                str(self.port),
+                "--index",
+                index,
+            ],
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -93,7 +111,9 @@ def latency(service: Service, data_dir: Path, requests: int) -> dict:
     t0 = time.perf_counter()
     enrolls = 50
     for i in range(enrolls):
-        r = client.post("/classes", data={"name": f"new-{i}"}, files=files(photo(31 + i % 10, 1, data_dir)), headers=AUTH)
+        r = client.post(
+            "/classes", data={"name": f"new-{i}"}, files=files(photo(31 + i % 10, 1, data_dir)), headers=AUTH
+        )
         r.raise_for_status()
     enroll_rate = enrolls / (time.perf_counter() - t0)
     ms = np.array(times) * 1000
@@ -135,8 +155,13 @@ def load_test(service: Service, store: Path, data_dir: Path, clients: int, secon
         t.join()
     service.stop()
     stored = {c["name"] for c in EmbeddingStore(store).classes() if c["name"].startswith("load-")}
-    return {"acknowledged": len(acknowledged), "stored": len(stored), "exact": stored == acknowledged,
-            "errors": len(errors), **counts}
+    return {
+        "acknowledged": len(acknowledged),
+        "stored": len(stored),
+        "exact": stored == acknowledged,
+        "errors": len(errors),
+        **counts,
+    }
 
 
 def main() -> None:
@@ -151,9 +176,15 @@ def main() -> None:
     ap.add_argument("--record", metavar="JSONL")
     args = ap.parse_args()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    base = {"method": "enroll-service", "dataset": "orl", "protocol": "loopback HTTP", "checkpoint": args.model,
-            "command": "python benchmarks/enroll_service.py " + shlex.join(sys.argv[1:]),
-            "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+    base = {
+        "method": "enroll-service",
+        "dataset": "orl",
+        "protocol": "loopback HTTP",
+        "checkpoint": args.model,
+        "command": "python benchmarks/enroll_service.py " + shlex.join(sys.argv[1:]),
+        "machine": machine_description(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -164,13 +195,22 @@ def main() -> None:
                 r = latency(service, data_dir, args.requests)
             finally:
                 service.stop()
-            print(f"{size:>7} classes: identify p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms; "
-                  f"enroll {r['enroll_per_second']:.1f}/s")
+            print(
+                f"{size:>7} classes: identify p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms; "
+                f"enroll {r['enroll_per_second']:.1f}/s"
+            )
             base_i = base | {"index": args.index}
-            rows += [base_i | {"classes": size, "metric": "identify_latency_p50", "value": round(r["p50"], 2), "unit": "ms"},
-                     base_i | {"classes": size, "metric": "identify_latency_p99", "value": round(r["p99"], 2), "unit": "ms"},
-                     base_i | {"classes": size, "metric": "enroll_per_second", "value": round(r["enroll_per_second"], 2),
-                             "unit": "requests/s"}]
+            rows += [
+                base_i | {"classes": size, "metric": "identify_latency_p50", "value": round(r["p50"], 2), "unit": "ms"},
+                base_i | {"classes": size, "metric": "identify_latency_p99", "value": round(r["p99"], 2), "unit": "ms"},
+                base_i
+                | {
+                    "classes": size,
+                    "metric": "enroll_per_second",
+                    "value": round(r["enroll_per_second"], 2),
+                    "unit": "requests/s",
+                },
+            ]
         if args.load_seconds <= 0:
             if args.record:
                 append(args.record, rows)
@@ -178,11 +218,23 @@ def main() -> None:
         store = Path(tmp) / "load.db"
         prefilled_store(store, args.model, 1000)
         r = load_test(Service(store, args.model), store, data_dir, args.clients, args.load_seconds)
-        print(f"load test, {args.clients} clients for {args.load_seconds:.0f} s: {r['enroll']} enroll and "
-              f"{r['identify']} identify requests, {r['errors']} errors; {r['acknowledged']} enrollments acknowledged, "
-              f"{r['stored']} in the store, exactly the same set: {r['exact']}")
-        rows.append(base | {"classes": 1000, "metric": "load_test_consistent", "value": r["exact"], "unit": "bool",
-                            "clients": args.clients, "seconds": args.load_seconds, **r})
+        print(
+            f"load test, {args.clients} clients for {args.load_seconds:.0f} s: {r['enroll']} enroll and "
+            f"{r['identify']} identify requests, {r['errors']} errors; {r['acknowledged']} enrollments acknowledged, "
+            f"{r['stored']} in the store, exactly the same set: {r['exact']}"
+        )
+        rows.append(
+            base
+            | {
+                "classes": 1000,
+                "metric": "load_test_consistent",
+                "value": r["exact"],
+                "unit": "bool",
+                "clients": args.clients,
+                "seconds": args.load_seconds,
+                **r,
+            }
+        )
     if args.record:
         append(args.record, rows)
 

@@ -9,6 +9,7 @@ of the genuine-acceptance and impostor-rejection rates on the calibration people
 
     python benchmarks/faces.py checkpoints/protonet-orl.safetensors --record benchmarks/results.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ def trial_scores(learner, features: torch.Tensor, people: list[int], photos: int
             genuine += best.values.tolist()
             correct += (best.indices == i).tolist()
         for p in strangers:
-            impostor += classify(features[p * photos: (p + 1) * photos]).max(1).values.tolist()
+            impostor += classify(features[p * photos : (p + 1) * photos]).max(1).values.tolist()
     return np.array(genuine), np.array(correct), np.array(impostor)
 
 
@@ -71,14 +72,28 @@ def main() -> None:
     print(f"  genuine photos accepted:  {acceptance:.2f}% of {len(g)} (accepted and named right: {right:.2f}%)")
     print(f"set it on a store with: kshot classes --store STORE threshold {threshold:.6g}")
     if args.record:
-        base = {"method": meta["method"], "dataset": "orl", "protocol": "s1-30/s31-40", "split": "s36-40",
-                "way": 3, "shot": args.shot, "episodes": args.trials, "threshold": threshold, "checkpoint": args.model,
-                "command": "python benchmarks/faces.py " + shlex.join(sys.argv[1:]),
-                "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+        base = {
+            "method": meta["method"],
+            "dataset": "orl",
+            "protocol": "s1-30/s31-40",
+            "split": "s36-40",
+            "way": 3,
+            "shot": args.shot,
+            "episodes": args.trials,
+            "threshold": threshold,
+            "checkpoint": args.model,
+            "command": "python benchmarks/faces.py " + shlex.join(sys.argv[1:]),
+            "machine": machine_description(),
+            "date": time.strftime("%Y-%m-%d"),
+        }
         with open(args.record, "a") as f:
-            for metric, value, n in (("open_set_rejection", rejection, len(imp)),
-                                     ("genuine_acceptance", acceptance, len(g))):
-                f.write(json.dumps(base | {"metric": metric, "value": round(value, 2), "unit": "%", "queries": n}) + "\n")
+            for metric, value, n in (
+                ("open_set_rejection", rejection, len(imp)),
+                ("genuine_acceptance", acceptance, len(g)),
+            ):
+                f.write(
+                    json.dumps(base | {"metric": metric, "value": round(value, 2), "unit": "%", "queries": n}) + "\n"
+                )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ is what kshot.allocator.keep_freed_memory() sets (M_TRIM_THRESHOLD, M_MMAP_THRES
 M_ARENA_MAX); `-4 0` (M_MMAP_MAX) serves every block from the heap. Prints it/s, the peak RSS
 after every 5 iterations (MiB), minor page faults and system seconds. Run on an idle machine.
 """
+
 import ctypes
 import resource
 import sys
@@ -28,8 +29,12 @@ torch.manual_seed(0)
 workers, way = int(sys.argv[1]), int(sys.argv[2])
 train = load_omniglot("train", "vinyals", None, allow_download=False)
 sampler = episode_sampler(train, way, 1, 15, 10000, seed=0)
-learner = build_learner("maml", "conv4", {"norm": "task", "channels_last": False},
-                        {"way": way, "input_shape": [1, 28, 28], "vectorize": "loop", "workers": workers})
+learner = build_learner(
+    "maml",
+    "conv4",
+    {"norm": "task", "channels_last": False},
+    {"way": way, "input_shape": [1, 28, 28], "vectorize": "loop", "workers": workers},
+)
 meta_batch = 32 if way == 5 else 16
 peaks = []
 start, faults_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -38,5 +43,13 @@ for i in range(30):
     if i % 5 == 4:
         peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)
 r = resource.getrusage(resource.RUSAGE_SELF)
-print(sys.argv[1:], f"{30 / (time.perf_counter() - start):.3f} it/s", "maxrss every 5:", peaks,
-      "faults", r.ru_minflt - faults_before, f"sys {r.ru_stime:.1f}", flush=True)
+print(
+    sys.argv[1:],
+    f"{30 / (time.perf_counter() - start):.3f} it/s",
+    "maxrss every 5:",
+    peaks,
+    "faults",
+    r.ru_minflt - faults_before,
+    f"sys {r.ru_stime:.1f}",
+    flush=True,
+)

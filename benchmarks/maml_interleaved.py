@@ -5,6 +5,7 @@ inner step of 0.4, second order) and allocator settings (kshot.allocator) for al
 
     python benchmarks/maml_interleaved.py [REPETITIONS]     # default 5; needs maml_speed.py's learn2learn download
 """
+
 import statistics
 import sys
 import time
@@ -15,10 +16,10 @@ from kshot.allocator import keep_freed_memory  # noqa: E402
 
 keep_freed_memory()  # as `kshot train` does before it trains
 import torch  # noqa: E402
+from maml_speed import LEARN2LEARN_SCRATCH, build_maml, meta_gradient  # noqa: E402
 
 from kshot.data import load_omniglot  # noqa: E402
 from kshot.data.sampler import episode_sampler  # noqa: E402
-from maml_speed import LEARN2LEARN_SCRATCH, build_maml, meta_gradient  # noqa: E402
 
 
 def main(reps: int) -> None:
@@ -29,7 +30,9 @@ def main(reps: int) -> None:
     tasks = [sampler.task(train, j) for j in range(32)]
     learner = build_maml("kshot-serial", first_order=False)
     scratch = Path(LEARN2LEARN_SCRATCH)
-    impls = {name: meta_gradient(name, learner, False, scratch) for name in ("kshot-serial", "learn2learn", "plain-loop")}
+    impls = {
+        name: meta_gradient(name, learner, False, scratch) for name in ("kshot-serial", "learn2learn", "plain-loop")
+    }
     times: dict[str, list[float]] = {name: [] for name in impls}
     for add_meta_gradient in impls.values():  # warm-up
         add_meta_gradient(tasks)
@@ -40,7 +43,9 @@ def main(reps: int) -> None:
             add_meta_gradient(tasks)
             times[name].append(time.perf_counter() - start)
     for name, seconds in times.items():
-        print(f"{name:12s} median {statistics.median(seconds):.3f} s per meta-iteration", [round(x, 2) for x in seconds])
+        print(
+            f"{name:12s} median {statistics.median(seconds):.3f} s per meta-iteration", [round(x, 2) for x in seconds]
+        )
 
 
 if __name__ == "__main__":

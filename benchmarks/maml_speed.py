@@ -17,6 +17,7 @@ not import beside the CPU torch used here. The network is the same object type f
 Run on an otherwise idle machine:
     python benchmarks/maml_speed.py --record benchmarks/results.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,22 @@ def import_learn2learn_maml(scratch: Path):
     src = next(scratch.glob("learn2learn-*/"), None)
     if src is None:
         scratch.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "learn2learn==0.2.0", "-d", str(scratch)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "learn2learn==0.2.0",
+                "-d",
+                str(scratch),
+            ],
+            check=True,
+            capture_output=True,
+        )
         with tarfile.open(next(scratch.glob("learn2learn-*.tar.gz"))) as tar:
             tar.extractall(scratch, filter="data")
         src = next(scratch.glob("learn2learn-*/"))
@@ -61,10 +76,18 @@ def build_maml(impl: str, first_order: bool):
     """The network of every implementation: kshot's MAML learner (Conv-4, task BatchNorm, 5-way head)."""
     from kshot.engine.build import build_learner
 
-    return build_learner("maml", "conv4", {"norm": "task", "channels_last": False},
-                         {"way": 5, "input_shape": [1, 28, 28], "first_order": first_order,
-                          "vectorize": "vmap" if impl == "kshot-vmap" else "loop",
-                          "workers": 1 if impl == "kshot-serial" else 0})
+    return build_learner(
+        "maml",
+        "conv4",
+        {"norm": "task", "channels_last": False},
+        {
+            "way": 5,
+            "input_shape": [1, 28, 28],
+            "first_order": first_order,
+            "vectorize": "vmap" if impl == "kshot-vmap" else "loop",
+            "workers": 1 if impl == "kshot-serial" else 0,
+        },
+    )
 
 
 def meta_gradient(impl: str, learner, first_order: bool, scratch: Path):
@@ -83,6 +106,7 @@ def meta_gradient(impl: str, learner, first_order: bool, scratch: Path):
                 clone = maml.clone()
                 clone.adapt(F.cross_entropy(clone(t.support), t.support_labels))
                 (F.cross_entropy(clone(t.query), t.query_labels) / len(tasks)).backward()
+
         return learn2learn
 
     def plain_loop(tasks):  # plain PyTorch: autograd.grad with create_graph, fast weights through functional_call
@@ -93,6 +117,7 @@ def meta_gradient(impl: str, learner, first_order: bool, scratch: Path):
             fast = {k: p - 0.4 * g for (k, p), g in zip(params.items(), grads)}
             q = F.cross_entropy(torch.func.functional_call(net, fast, (t.query,)), t.query_labels)
             (q / len(tasks)).backward()
+
     return plain_loop
 
 
@@ -104,8 +129,10 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
     from kshot.data.sampler import episode_sampler
 
     if impl in KEEPS_FREED_MEMORY and not keep_freed_memory():
-        raise SystemExit("the allocator settings were not applied (not glibc, or KSHOT_MALLOC=default): "
-                         "run with --impls that do not need them")
+        raise SystemExit(
+            "the allocator settings were not applied (not glibc, or KSHOT_MALLOC=default): "
+            "run with --impls that do not need them"
+        )
     torch.manual_seed(0)
     train = load_omniglot("train", "vinyals", None, allow_download=False)
     sampler = episode_sampler(train, 5, 1, 15, (iterations + 1) * meta_batch, seed=0)
@@ -127,14 +154,34 @@ def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path
         step(tasks)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"iterations_per_second": iterations / seconds, "peak_rss_mib": peak / 1024,
-            "rss_before_mib": rss_before / 1024}
+    return {
+        "iterations_per_second": iterations / seconds,
+        "peak_rss_mib": peak / 1024,
+        "rss_before_mib": rss_before / 1024,
+    }
 
 
 def run_child(impl: str, order: str, args) -> dict | None:
-    out = subprocess.run([sys.executable, __file__, "--impl", impl, "--order", order, "--iterations",
-                          str(args.iterations), "--meta-batch", str(args.meta_batch), "--threads",
-                          str(args.threads), "--scratch", args.scratch], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--impl",
+            impl,
+            "--order",
+            order,
+            "--iterations",
+            str(args.iterations),
+            "--meta-batch",
+            str(args.meta_batch),
+            "--threads",
+            str(args.threads),
+            "--scratch",
+            args.scratch,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         print(f"{impl} {order} order failed:\n{out.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -145,8 +192,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iterations", type=int, default=5, help="timed meta-iterations per process (after 1 warm-up)")
     p.add_argument("--rounds", type=int, default=3, help="processes per implementation and order, interleaved")
-    p.add_argument("--impls", nargs="+", choices=IMPLS, default=IMPLS, metavar="IMPL",
-                   help=f"which implementations (default: all of {', '.join(IMPLS)})")
+    p.add_argument(
+        "--impls",
+        nargs="+",
+        choices=IMPLS,
+        default=IMPLS,
+        metavar="IMPL",
+        help=f"which implementations (default: all of {', '.join(IMPLS)})",
+    )
     p.add_argument("--orders", nargs="+", choices=["second", "first"], default=["second", "first"])
     p.add_argument("--meta-batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
@@ -174,26 +227,58 @@ def main() -> None:
             r = run_child(impl, order, args)
             if r is not None:
                 results.append(r)
-                print(f"round {round_ + 1}: {impl:19s} {order:6s} order: {r['iterations_per_second']:.3f} "
-                      f"meta-iterations/s, peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+                print(
+                    f"round {round_ + 1}: {impl:19s} {order:6s} order: {r['iterations_per_second']:.3f} "
+                    f"meta-iterations/s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
     for (impl, order), results in runs.items():
         if not results:
             continue
         speeds = [r["iterations_per_second"] for r in results]
         peaks = [r["peak_rss_mib"] for r in results]
-        print(f"median {impl:19s} {order:6s} order: {statistics.median(speeds):.3f} meta-iterations/s "
-              f"({min(speeds):.3f}-{max(speeds):.3f}), peak RSS {statistics.median(peaks):.0f} MiB "
-              f"({min(peaks):.0f}-{max(peaks):.0f})")
+        print(
+            f"median {impl:19s} {order:6s} order: {statistics.median(speeds):.3f} meta-iterations/s "
+            f"({min(speeds):.3f}-{max(speeds):.3f}), peak RSS {statistics.median(peaks):.0f} MiB "
+            f"({min(peaks):.0f}-{max(peaks):.0f})"
+        )
         if args.record:
-            base = {"method": "maml", "impl": impl, "order": order, "dataset": "omniglot", "protocol": "vinyals",
-                    "way": 5, "shot": 1, "query": 15, "meta_batch": args.meta_batch, "inner_steps": 1,
-                    "episodes": args.iterations, "rounds": len(results), "keeps_freed_memory": impl in KEEPS_FREED_MEMORY,
-                    "command": command, "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+            base = {
+                "method": "maml",
+                "impl": impl,
+                "order": order,
+                "dataset": "omniglot",
+                "protocol": "vinyals",
+                "way": 5,
+                "shot": 1,
+                "query": 15,
+                "meta_batch": args.meta_batch,
+                "inner_steps": 1,
+                "episodes": args.iterations,
+                "rounds": len(results),
+                "keeps_freed_memory": impl in KEEPS_FREED_MEMORY,
+                "command": command,
+                "machine": machine_description(),
+                "date": time.strftime("%Y-%m-%d"),
+            }
             with open(args.record, "a") as f:
-                for metric, values, unit in (("meta_iterations_per_second", speeds, "it/s"), ("peak_rss", peaks, "MiB")):
-                    f.write(json.dumps(base | {"metric": metric, "value": round(statistics.median(values), 4),
-                                               "low": round(min(values), 4), "high": round(max(values), 4),
-                                               "unit": unit}) + "\n")
+                for metric, values, unit in (
+                    ("meta_iterations_per_second", speeds, "it/s"),
+                    ("peak_rss", peaks, "MiB"),
+                ):
+                    f.write(
+                        json.dumps(
+                            base
+                            | {
+                                "metric": metric,
+                                "value": round(statistics.median(values), 4),
+                                "low": round(min(values), 4),
+                                "high": round(max(values), 4),
+                                "unit": unit,
+                            }
+                        )
+                        + "\n"
+                    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ so that every figure there is a measured row, copied by a program rather than by
 
     python benchmarks/report.py            # rewrites the generated part of BENCHMARKS.md
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,16 @@ PAPERS = {
     "protonet": ("Snell et al. 2017, table 1", {(5, 1): 98.8, (5, 5): 99.7, (20, 1): 96.0, (20, 5): 98.9}),
     "matching": ("Vinyals et al. 2016, table 1", {(5, 1): 98.1, (5, 5): 98.9, (20, 1): 93.8, (20, 5): 98.5}),
     "relation": ("Sung et al. 2018, table 1", {(5, 1): 99.6, (5, 5): 99.8, (20, 1): 97.6, (20, 5): 99.1}),
-    "siamese": ("Koch et al. 2015, as reported by Vinyals et al. 2016", {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5}),
+    "siamese": (
+        "Koch et al. 2015, as reported by Vinyals et al. 2016",
+        {(5, 1): 96.7, (5, 5): 98.4, (20, 1): 88.0, (20, 5): 96.5},
+    ),
     "maml": ("Finn et al. 2017, table 1", {(5, 1): 98.7, (5, 5): 99.9, (20, 1): 95.8, (20, 5): 98.9}),
     "fomaml": ("Finn et al. 2017, table 1", {(5, 1): 98.3, (5, 5): 99.2, (20, 1): 89.4, (20, 5): 97.9}),
-    "reptile": ("Nichol et al. 2018, table 1 (transduction)", {(5, 1): 97.68, (5, 5): 99.48, (20, 1): 89.43, (20, 5): 97.12}),
+    "reptile": (
+        "Nichol et al. 2018, table 1 (transduction)",
+        {(5, 1): 97.68, (5, 5): 99.48, (20, 1): 89.43, (20, 5): 97.12},
+    ),
     "metasgd": ("Li et al. 2017, table 1", {(5, 1): 99.53, (5, 5): 99.93, (20, 1): 95.93, (20, 5): 98.97}),
 }
 
@@ -29,8 +36,10 @@ def rows() -> list[dict]:
 
 
 def accuracy_table(all_rows: list[dict]) -> list[str]:
-    out = ["| method | data | way | shot | query | test episodes | accuracy (95% CI) | paper | checkpoint taken at episode | training time to it | checkpoint | command |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| method | data | way | shot | query | test episodes | accuracy (95% CI) | paper | checkpoint taken at episode | training time to it | checkpoint | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in all_rows:
         if "accuracy" not in r or r.get("metric") == "pair_accuracy":
             continue
@@ -39,16 +48,22 @@ def accuracy_table(all_rows: list[dict]) -> list[str]:
         out.append(
             f"| {r['method']} | {r['dataset']}/{r['protocol']}/{r.get('split', 'test')} | {r['way']} | {r['shot']} | {r['query']} "
             f"| {r['episodes']} | **{r['accuracy']:.2f} ± {r['ci95']:.2f}** | {paper if paper is not None else '–'} "
-            f"| {r.get('train_episodes', '–')} | {f'{seconds / 60:.0f} min' if seconds else '–'} | `{r['checkpoint']}` | `{r['command']}` |")
+            f"| {r.get('train_episodes', '–')} | {f'{seconds / 60:.0f} min' if seconds else '–'} | `{r['checkpoint']}` | `{r['command']}` |"
+        )
     return out
 
 
 def pair_table(all_rows: list[dict]) -> list[str]:
-    out = ["| method | data | test pairs | pair accuracy (95% CI) | train time | command |", "|---|---|---|---|---|---|"]
+    out = [
+        "| method | data | test pairs | pair accuracy (95% CI) | train time | command |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in all_rows:
         if r.get("metric") == "pair_accuracy":
-            out.append(f"| {r['method']} ({r['backbone']} twin) | {r['dataset']} {r['protocol']} | {r['episodes']} "
-                       f"| **{r['accuracy']:.2f} ± {r['ci95']:.2f}** | {r['train_seconds'] / 60:.1f} min | `{r['command']}` |")
+            out.append(
+                f"| {r['method']} ({r['backbone']} twin) | {r['dataset']} {r['protocol']} | {r['episodes']} "
+                f"| **{r['accuracy']:.2f} ± {r['ci95']:.2f}** | {r['train_seconds'] / 60:.1f} min | `{r['command']}` |"
+            )
     return out
 
 
@@ -57,24 +72,34 @@ def speed_table(all_rows: list[dict]) -> list[str]:
     for r in all_rows:
         if r.get("metric", "").endswith("per_second") and "impl" in r and r.get("method") != "maml":
             note = f" ({r['note']})" if r.get("note") else ""
-            out.append(f"| {r['metric']} | {r['impl']}{note} | {r['way']}w{r['shot']}s{r['query']}q | **{r['value']}** {r['unit']} "
-                       f"| `{r['command']}` | {r['machine']} | {r['date']} |")
+            out.append(
+                f"| {r['metric']} | {r['impl']}{note} | {r['way']}w{r['shot']}s{r['query']}q | **{r['value']}** {r['unit']} "
+                f"| `{r['command']}` | {r['machine']} | {r['date']} |"
+            )
     return out
 
 
 def regression_table(all_rows: list[dict]) -> list[str]:
-    out = ["| method | K | gradient steps at test | test tasks | MSE (95% CI) | meta-iterations | training time | command |",
-           "|---|---|---|---|---|---|---|---|"]
-    for r in sorted((r for r in all_rows if r.get("metric") == "mse"), key=lambda r: (r["shot"], r["method"], r["steps"])):
-        out.append(f"| {r['method']} | {r['shot']} | {r['steps']} | {r['episodes']} | **{r['value']:.3f} ± {r['ci95']:.3f}** "
-                   f"| {r['iterations']} | {r['train_seconds'] / 60:.1f} min | `{r['command']}` |")
+    out = [
+        "| method | K | gradient steps at test | test tasks | MSE (95% CI) | meta-iterations | training time | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(
+        (r for r in all_rows if r.get("metric") == "mse"), key=lambda r: (r["shot"], r["method"], r["steps"])
+    ):
+        out.append(
+            f"| {r['method']} | {r['shot']} | {r['steps']} | {r['episodes']} | **{r['value']:.3f} ± {r['ci95']:.3f}** "
+            f"| {r['iterations']} | {r['train_seconds'] / 60:.1f} min | `{r['command']}` |"
+        )
     return out
 
 
 def meta_speed_table(all_rows: list[dict]) -> list[str]:
-    out = ["| implementation | malloc keeps freed memory | order | episode, meta-batch | meta-iterations/s (lowest-highest) "
-           "| peak RSS (lowest-highest) | processes | command | machine | date |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| implementation | malloc keeps freed memory | order | episode, meta-batch | meta-iterations/s (lowest-highest) "
+        "| peak RSS (lowest-highest) | processes | command | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def key(r: dict) -> tuple:  # the speed row and the memory row of one measurement
         return r["impl"], r["order"], r["command"], r["date"], r.get("rounds")
@@ -88,9 +113,11 @@ def meta_speed_table(all_rows: list[dict]) -> list[str]:
         if r.get("metric") == "meta_iterations_per_second":
             peak = peaks.get(key(r))
             memory = f"{peak['value']:.0f} MiB{spread(peak, '.0f')}" if peak else "–"
-            out.append(f"| {r['impl']} | {'yes' if r.get('keeps_freed_memory') else 'no'} | {r['order']} "
-                       f"| {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} | **{r['value']:.3f}**{spread(r, '.3f')} "
-                       f"| {memory} | {r.get('rounds', 1)} | `{r['command']}` | {r['machine']} | {r['date']} |")
+            out.append(
+                f"| {r['impl']} | {'yes' if r.get('keeps_freed_memory') else 'no'} | {r['order']} "
+                f"| {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} | **{r['value']:.3f}**{spread(r, '.3f')} "
+                f"| {memory} | {r.get('rounds', 1)} | `{r['command']}` | {r['machine']} | {r['date']} |"
+            )
     return out
 
 
@@ -98,24 +125,52 @@ def enrollment_table(all_rows: list[dict]) -> list[str]:
     out = ["| measure | enrolled classes | value | command | machine | date |", "|---|---|---|---|---|---|"]
     for r in all_rows:
         if r.get("method") == "enroll-service" or r.get("metric") in ("open_set_rejection", "genuine_acceptance"):
-            value = f"{r['value']} {r['unit']}" if r["unit"] != "bool" else (
-                f"{r['acknowledged']} acknowledged = {r['stored']} stored: **{r['value']}** "
-                f"({r['clients']} clients, {r['seconds']:.0f} s, {r['enroll']} enrolls, {r['identify']} identifies, {r['errors']} errors)")
+            value = (
+                f"{r['value']} {r['unit']}"
+                if r["unit"] != "bool"
+                else (
+                    f"{r['acknowledged']} acknowledged = {r['stored']} stored: **{r['value']}** "
+                    f"({r['clients']} clients, {r['seconds']:.0f} s, {r['enroll']} enrolls, {r['identify']} identifies, {r['errors']} errors)"
+                )
+            )
             size = r.get("classes", f"{r.get('way')} known + 2 impostors, {r.get('shot')}-shot")
             index = f" ({r['index']} index)" if r.get("index") == "faiss" else ""
-            out.append(f"| {r['metric']}{index} | {size} | **{value}** | `{r['command']}` | {r['machine']} | {r['date']} |")
+            out.append(
+                f"| {r['metric']}{index} | {size} | **{value}** | `{r['command']}` | {r['machine']} | {r['date']} |"
+            )
     return out
 
 
 def main() -> None:
     all_rows = rows()
     machines = sorted({r["machine"] for r in all_rows if "accuracy" in r and r.get("metric") != "pair_accuracy"})
-    body = ["### Few-shot accuracy", "", *accuracy_table(all_rows), "", "### Verification (pairs)", "",
-            *pair_table(all_rows), "", "### Few-shot sine regression", "", *regression_table(all_rows), "",
-            "### Enrollment service", "", *enrollment_table(all_rows), "",
-            "### Speed", "", *speed_table(all_rows), "", "### MAML meta-training speed and memory", "",
-            *meta_speed_table(all_rows), "",
-            "Machines of the few-shot rows (as `kshot eval` saw them): " + "; ".join(machines) + "."]
+    body = [
+        "### Few-shot accuracy",
+        "",
+        *accuracy_table(all_rows),
+        "",
+        "### Verification (pairs)",
+        "",
+        *pair_table(all_rows),
+        "",
+        "### Few-shot sine regression",
+        "",
+        *regression_table(all_rows),
+        "",
+        "### Enrollment service",
+        "",
+        *enrollment_table(all_rows),
+        "",
+        "### Speed",
+        "",
+        *speed_table(all_rows),
+        "",
+        "### MAML meta-training speed and memory",
+        "",
+        *meta_speed_table(all_rows),
+        "",
+        "Machines of the few-shot rows (as `kshot eval` saw them): " + "; ".join(machines) + ".",
+    ]
     doc = HERE.parent / "BENCHMARKS.md"
     text = doc.read_text()
     head, _, rest = text.partition(START)

@@ -3,6 +3,7 @@ beside a plain PyTorch loop (per-item Dataset + DataLoader, NCHW Conv-4 with ReL
 
 Run on an otherwise idle machine:  python benchmarks/speed.py --record benchmarks/results.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ def plain_train_rate(ds, way, shot, query, episodes) -> float:
         z = net(x.flatten(0, 1)).view(way, shot + query, -1)
         protos = z[:, :shot].mean(1)
         q = z[:, shot:].reshape(way * query, -1)
-        loss = F.cross_entropy(-torch.cdist(q, protos) ** 2, torch.arange(way).repeat_interleave(query))
+        loss = F.cross_entropy(-(torch.cdist(q, protos) ** 2), torch.arange(way).repeat_interleave(query))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -84,21 +85,50 @@ def main() -> int:
     train = load_omniglot("train", data_dir=args.data_dir)
     test = load_omniglot("test", data_dir=args.data_dir)
     rows = []
-    common = {"method": "protonet", "backbone": "conv4", "dataset": "omniglot", "protocol": "vinyals",
-              "command": "python " + shlex.join(sys.argv), "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+    common = {
+        "method": "protonet",
+        "backbone": "conv4",
+        "dataset": "omniglot",
+        "protocol": "vinyals",
+        "command": "python " + shlex.join(sys.argv),
+        "machine": machine_description(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     for way, shot, query in [(5, 5, 15), (60, 5, 5)]:
         for impl, fn in [("kshot", kshot_train_rate), ("plain-pytorch-loop", plain_train_rate)]:
             torch.manual_seed(0)
             rate = fn(train, way, shot, query, args.episodes)
-            rows.append(common | {"impl": impl, "metric": "train_episodes_per_second", "way": way, "shot": shot,
-                                  "query": query, "episodes": args.episodes, "value": round(rate, 3), "unit": "episodes/s"})
+            rows.append(
+                common
+                | {
+                    "impl": impl,
+                    "metric": "train_episodes_per_second",
+                    "way": way,
+                    "shot": shot,
+                    "query": query,
+                    "episodes": args.episodes,
+                    "value": round(rate, 3),
+                    "unit": "episodes/s",
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     learner = build_learner("protonet", "conv4", {"in_channels": 1})
     for reuse, n in [(True, args.test_episodes), (False, max(50, args.test_episodes // 10))]:
         r = evaluate(learner, test, 5, 5, 15, n, progress=False, reuse_features=reuse)
-        rows.append(common | {"impl": "kshot" + ("" if reuse else " (no feature reuse)"), "metric": "test_episodes_per_second",
-                              "way": 5, "shot": 5, "query": 15, "episodes": n, "value": round(n / r.seconds, 2),
-                              "unit": "episodes/s", "note": "includes embedding the 33,840 test images once" if reuse else ""})
+        rows.append(
+            common
+            | {
+                "impl": "kshot" + ("" if reuse else " (no feature reuse)"),
+                "metric": "test_episodes_per_second",
+                "way": 5,
+                "shot": 5,
+                "query": 15,
+                "episodes": n,
+                "value": round(n / r.seconds, 2),
+                "unit": "episodes/s",
+                "note": "includes embedding the 33,840 test images once" if reuse else "",
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     if args.record:
         with open(args.record, "a") as f:

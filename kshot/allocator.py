@@ -13,6 +13,7 @@ The settings hold for the whole process, so the library never applies them by it
 start, and `KSHOT_MALLOC=default` turns that off. The cost is that the process keeps its
 peak memory until it exits, which a training run does anyway.
 """
+
 from __future__ import annotations
 
 import ctypes

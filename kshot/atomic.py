@@ -1,11 +1,12 @@
 """Write a file so that readers see either the old file or the complete new one, never a part."""
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def _umask() -> int:

@@ -1,4 +1,5 @@
 """Where data is read from and where decoded caches are written."""
+
 from __future__ import annotations
 
 import os

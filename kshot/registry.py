@@ -1,6 +1,7 @@
 """Name -> constructor tables (`--method protonet`, `--backbone conv4`, `--dataset orl` map to a
 class without if/else chains), and discovery: every module of a registering package is imported
 when the package is, so a file dropped into it registers itself with no import line elsewhere."""
+
 from __future__ import annotations
 
 import importlib
@@ -35,7 +36,9 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names()) or 'none'}") from None
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names()) or 'none'}"
+            ) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

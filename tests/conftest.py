@@ -34,8 +34,9 @@ def _seed():
     torch.manual_seed(0)
 
 
-def synthetic_dataset(classes: int = 12, per_class: int = 6, size: int = 28, channels: int = 1, seed: int = 0,
-                      name: str = "synthetic"):
+def synthetic_dataset(
+    classes: int = 12, per_class: int = 6, size: int = 28, channels: int = 1, seed: int = 0, name: str = "synthetic"
+):
     """A class-indexed data set with no files behind it: class c is a bright block in its own place
     (uint8 images, as the loaders make), items add noise."""
     from kshot.data import ClassIndexedDataset
@@ -45,7 +46,7 @@ def synthetic_dataset(classes: int = 12, per_class: int = 6, size: int = 28, cha
     for c in range(classes):
         base = torch.zeros(per_class, channels, size, size)
         row, col = divmod(c, size // 7)
-        base[:, :, 7 * (row % 4): 7 * (row % 4) + 7, 7 * col: 7 * col + 7] = 200
+        base[:, :, 7 * (row % 4) : 7 * (row % 4) + 7, 7 * col : 7 * col + 7] = 200
         per.append((base + 40 * torch.rand(per_class, channels, size, size, generator=g)).clamp(0, 255).to(torch.uint8))
     meta = {"dataset": name, "protocol": "synthetic", "image_size": size, "channels": channels}
     return ClassIndexedDataset.from_class_list(per, [f"class{c}" for c in range(classes)], name, meta)

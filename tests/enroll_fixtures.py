@@ -1,4 +1,5 @@
 """Shared pieces of the enrollment tests: a small model checkpoint and some face images."""
+
 import io
 from pathlib import Path
 
@@ -15,7 +16,10 @@ def save_model(path: Path, seed: int = 0, size: int = 32) -> Path:
     torch.manual_seed(seed)
     args = {"in_channels": 1, "hidden": 8, "out_channels": 8}
     learner = build_learner("protonet", "conv4", args, {})
-    meta = learner_meta("protonet", "conv4", args, {}) | {"kind": "model", "data": {"dataset": "orl", "image_size": size, "channels": 1}}
+    meta = learner_meta("protonet", "conv4", args, {}) | {
+        "kind": "model",
+        "data": {"dataset": "orl", "image_size": size, "channels": 1},
+    }
     checkpoint.save(path, {f"model.{k}": v for k, v in learner.state_dict().items()}, meta)
     return path.with_suffix(".safetensors")
 

@@ -1,6 +1,7 @@
 """keep_freed_memory: glibc's malloc keeps a freed 16 MiB block in the heap instead of mapping
 fresh pages for it and unmapping them when freed. Each case runs in a fresh interpreter, since
 the settings hold for the whole process."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ libc = glibc()
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
 
 libc.mallinfo2.restype = MallInfo2
 libc.malloc.restype = ctypes.c_void_p
@@ -35,13 +37,19 @@ print(json.dumps({"applied": applied, "mapped": mapped, "heap_after_free": libc.
 """
 
 LIBC = glibc()
-needs_glibc = pytest.mark.skipif(LIBC is None or not hasattr(LIBC, "mallinfo2"),
-                                 reason="glibc >= 2.33 only (mallopt, mallinfo2)")
+needs_glibc = pytest.mark.skipif(
+    LIBC is None or not hasattr(LIBC, "mallinfo2"), reason="glibc >= 2.33 only (mallopt, mallinfo2)"
+)
 
 
 def probe(**env: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True,
-                         env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env,
+    )
     return json.loads(out.stdout)
 
 

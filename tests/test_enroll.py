@@ -1,12 +1,13 @@
 """Enrollment without retraining: the store, the CLI and the HTTP service."""
+
 import sqlite3
 
 import numpy as np
 import pytest
-
 from enroll_fixtures import face_png, flat_png, save_model
+
 from kshot.cli import main
-from kshot.enroll import EmbeddingStore, Enroller, StoreError
+from kshot.enroll import Enroller, StoreError
 from kshot.enroll.service_core import UploadError
 
 
@@ -21,7 +22,10 @@ def test_enroll_then_identify_the_same_and_unknown_faces(tmp_path, model):
     e.enroll("bob", [face_png(2), face_png(3)])
     results = e.identify([face_png(1), face_png(3)], top_k=2)
     assert [r["name"] for r in results] == ["alice", "bob"]
-    assert len(results[0]["candidates"]) == 2 and results[0]["candidates"][0]["score"] >= results[0]["candidates"][1]["score"]
+    assert (
+        len(results[0]["candidates"]) == 2
+        and results[0]["candidates"][0]["score"] >= results[0]["candidates"][1]["score"]
+    )
     # a threshold above every score makes the answer "unknown"
     strict = e.identify([face_png(99)], threshold=1e9)
     assert strict[0]["name"] == "unknown" and strict[0]["candidates"][0]["name"] in ("alice", "bob")
@@ -48,10 +52,9 @@ def test_a_failed_write_leaves_the_store_as_it_was(tmp_path, model):
     e.enroll("alice", [face_png(1)])
     with pytest.raises(UploadError):  # the second image is corrupt: nothing of the request is stored
         e.enroll("bob", [face_png(2), b"\x89PNG\r\n\x1a\n garbage"])
-    with pytest.raises(RuntimeError):
-        with e.store.transaction() as db:  # a crash half-way through a transaction
-            db.execute("INSERT INTO classes (name, created) VALUES ('carol', 0)")
-            raise RuntimeError("power cut")
+    with pytest.raises(RuntimeError), e.store.transaction() as db:  # a crash half-way through a transaction
+        db.execute("INSERT INTO classes (name, created) VALUES ('carol', 0)")
+        raise RuntimeError("power cut")
     assert [c["name"] for c in e.store.classes()] == ["alice"]
     assert sqlite3.connect(tmp_path / "s.db").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

@@ -1,10 +1,11 @@
 """The HTTP service: token on writes, 4xx on bad uploads, round trips."""
+
 import pytest
 
 pytest.importorskip("fastapi")
+from enroll_fixtures import face_png, flat_png, save_model  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from enroll_fixtures import face_png, flat_png, save_model  # noqa: E402
 from kshot.enroll import Enroller  # noqa: E402
 from kshot.enroll.http import create_app  # noqa: E402
 
@@ -35,7 +36,7 @@ def test_enroll_identify_delete_round_trip(client):
     assert client.delete("/classes/bob", headers=TOKEN).status_code == 200
     assert client.get("/health").json()["classes"] == 1
     assert client.get("/openapi.json").json()["info"]["title"] == "kshot enrollment service"
-    assert "<form id=\"enroll-form\">" in client.get("/").text
+    assert '<form id="enroll-form">' in client.get("/").text
 
 
 def test_writes_without_the_token_are_refused(client):
@@ -48,12 +49,16 @@ def test_writes_without_the_token_are_refused(client):
     assert [c["name"] for c in client.get("/classes").json()] == ["alice"]
 
 
-@pytest.mark.parametrize("blob, status, words", [
-    (b"just text", 415, "not an image"),
-    (face_png(1)[:70], 400, "corrupt"),
-    (flat_png(400), 413, "400x400"),
-    (b"\x00" * 30_000, 413, "over the limit"),
-], ids=["not-an-image", "truncated", "too-many-pixels", "too-many-bytes"])
+@pytest.mark.parametrize(
+    "blob, status, words",
+    [
+        (b"just text", 415, "not an image"),
+        (face_png(1)[:70], 400, "corrupt"),
+        (flat_png(400), 413, "400x400"),
+        (b"\x00" * 30_000, 413, "over the limit"),
+    ],
+    ids=["not-an-image", "truncated", "too-many-pixels", "too-many-bytes"],
+)
 def test_bad_uploads_get_a_4xx_with_a_message(client, blob, status, words):
     r = client.post("/classes", data={"name": "x"}, files=files(blob), headers=TOKEN)
     assert r.status_code == status and words in r.json()["detail"]

@@ -1,5 +1,4 @@
 import pytest
-
 from PIL import Image
 
 from kshot.data import episode_sampler, load_folder

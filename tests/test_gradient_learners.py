@@ -1,4 +1,5 @@
 """MAML family: exact meta-gradients, the first-order term, vmap vs loop, the papers' updates."""
+
 import copy
 import threading
 
@@ -8,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from kshot.data.sampler import Task
-from kshot.engine.build import build_learner
 from kshot.errors import ConfigError
 from kshot.learners.functional import gradient_steps
 from kshot.learners.maml import ANIL, MAML, FirstOrderMAML, MetaSGD
@@ -29,9 +29,18 @@ def learner(cls=MAML, norm="task", **kw):
 
 def random_tasks(n, shot=2, query=2):
     labels = lambda k: torch.arange(WAY).repeat_interleave(k)
-    return [Task(torch.randn(WAY * shot, 1, 8, 8, dtype=torch.float64), labels(shot),
-                 torch.randn(WAY * query, 1, 8, 8, dtype=torch.float64), labels(query), WAY, torch.arange(WAY), seed=i)
-            for i in range(n)]
+    return [
+        Task(
+            torch.randn(WAY * shot, 1, 8, 8, dtype=torch.float64),
+            labels(shot),
+            torch.randn(WAY * query, 1, 8, 8, dtype=torch.float64),
+            labels(query),
+            WAY,
+            torch.arange(WAY),
+            seed=i,
+        )
+        for i in range(n)
+    ]
 
 
 def vmapped(model, tasks=2):
@@ -56,7 +65,8 @@ def test_second_order_meta_gradient_matches_finite_differences():
     params = list(model.parameters())
     for _ in range(3):  # directional derivatives along random directions
         direction = [torch.randn_like(p) for p in params]
-        def loss_at(eps):
+
+        def loss_at(eps, direction=direction):
             with torch.no_grad():
                 for p, d in zip(params, direction):
                     p.add_(eps * d)
@@ -65,6 +75,7 @@ def test_second_order_meta_gradient_matches_finite_differences():
                 for p, d in zip(params, direction):
                     p.sub_(eps * d)
             return value
+
         eps = 1e-5
         numeric = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
         analytic = (grad * torch.cat([d.reshape(-1) for d in direction])).sum().item()
@@ -178,8 +189,15 @@ def test_reptile_step_moves_theta_toward_the_mean_adapted_weights(inner_batch, w
 
 
 def test_reptile_batch_order_visits_every_support_example_once_per_pass():
-    episode = Task(torch.randn(6, 1, 8, 8), torch.arange(3).repeat(2), torch.randn(3, 1, 8, 8), torch.arange(3), 3,
-                   torch.arange(3), seed=11)
+    episode = Task(
+        torch.randn(6, 1, 8, 8),
+        torch.arange(3).repeat(2),
+        torch.randn(3, 1, 8, 8),
+        torch.arange(3),
+        3,
+        torch.arange(3),
+        seed=11,
+    )
     batches = order(episode, 5, 2)
     assert [len(b) for b in batches] == [2] * 5
     first_pass = torch.cat(batches[:3])
@@ -208,14 +226,19 @@ def adam_reference(model, theta, task, batches, lr, state):
     opt = torch.optim.Adam(phi.values(), lr=lr, betas=(0.0, 0.999), eps=1e-8)
     step, moments = state
     for k, p in phi.items():
-        opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": torch.zeros_like(p),
-                        "exp_avg_sq": moments[k].clone()}
+        opt.state[p] = {
+            "step": torch.tensor(float(step)),
+            "exp_avg": torch.zeros_like(p),
+            "exp_avg_sq": moments[k].clone(),
+        }
     for idx in batches:
         opt.zero_grad()
         F.cross_entropy(model.f(phi, task.support[idx]), task.support_labels[idx]).backward()
         opt.step()
-    return ({k: v.detach() for k, v in phi.items()},
-            (step + len(batches), {k: opt.state[p]["exp_avg_sq"] for k, p in phi.items()}))
+    return (
+        {k: v.detach() for k, v in phi.items()},
+        (step + len(batches), {k: opt.state[p]["exp_avg_sq"] for k, p in phi.items()}),
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -254,7 +277,9 @@ def test_reptile_inner_adam_at_test_time_starts_from_the_trained_moments_and_kee
     model.meta_step(random_tasks(2))  # a step in eval mode (validation) must not move them either
     model.zero_grad()
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
-    fresh, _ = adam_reference(model, theta, t, [slice(None)] * 3, 0.01, (0, {k: torch.zeros_like(v) for k, v in theta.items()}))
+    fresh, _ = adam_reference(
+        model, theta, t, [slice(None)] * 3, 0.01, (0, {k: torch.zeros_like(v) for k, v in theta.items()})
+    )
     assert not torch.allclose(model.f(fresh, t.query), model.f(phi, t.query), atol=1e-6)  # the moments mattered
 
 
@@ -263,8 +288,10 @@ def test_reptile_under_vmap_equals_the_loop(optimizer):
     tasks = random_tasks(3)
     # eps 1e-3: with torch's 1e-8 the division by sqrt(v) amplifies the two BatchNorm kernels'
     # last-bit differences to 1e-10 in float64
-    models = [learner(Reptile, inner_steps=2, inner_lr=0.01, inner_optimizer=optimizer, adam_eps=1e-3, vectorize=v)
-              for v in ("vmap", "loop")]
+    models = [
+        learner(Reptile, inner_steps=2, inner_lr=0.01, inner_optimizer=optimizer, adam_eps=1e-3, vectorize=v)
+        for v in ("vmap", "loop")
+    ]
     models[1].load_state_dict(models[0].state_dict())
     grads = []
     for m in models:
@@ -314,9 +341,21 @@ def test_short_real_maml_run_beats_chance(data_dir, omniglot, tmp_path):
     from kshot.engine.evaluator import evaluate
     from kshot.engine.trainer import Trainer
 
-    config = TrainConfig.from_dict(dict(method="maml", data_dir=str(data_dir), way=5, shot=1, query=5, meta_batch=2,
-                                        episodes=60, lr=5e-3, val_split=None, log_every=25,
-                                        backbone_args={"hidden": 16, "out_channels": 16}))
+    config = TrainConfig.from_dict(
+        dict(
+            method="maml",
+            data_dir=str(data_dir),
+            way=5,
+            shot=1,
+            query=5,
+            meta_batch=2,
+            episodes=60,
+            lr=5e-3,
+            val_split=None,
+            log_every=25,
+            backbone_args={"hidden": 16, "out_channels": 16},
+        )
+    )
     trainer = Trainer.from_config(config, tmp_path, progress=False)
     trainer.train()
     result = evaluate(trainer.learner, omniglot["test"], 5, 1, 5, episodes=40, seed=0, progress=False)

@@ -2,6 +2,7 @@
 
 Parametrised over METHODS as it is at import time, so a method added later (one file in
 kshot/learners/) is covered without editing this suite."""
+
 import pytest
 import torch
 
@@ -17,8 +18,14 @@ SMALL_BACKBONE = {"hidden": 8, "out_channels": 8}
 def make(method: str, channels: int = 1):
     torch.manual_seed(0)
     backbone_args = {"in_channels": channels, **SMALL_BACKBONE}
-    return build_learner(method, "conv4", {**METHODS.get(method).backbone_needs, **backbone_args}, {},
-                         way=WAY, input_shape=[channels, SIZE, SIZE]), backbone_args
+    return build_learner(
+        method,
+        "conv4",
+        {**METHODS.get(method).backbone_needs, **backbone_args},
+        {},
+        way=WAY,
+        input_shape=[channels, SIZE, SIZE],
+    ), backbone_args
 
 
 def toy_task(channels: int = 1, seed: int = 0, relabel: torch.Tensor | None = None) -> Task:
@@ -27,7 +34,7 @@ def toy_task(channels: int = 1, seed: int = 0, relabel: torch.Tensor | None = No
     g = torch.Generator().manual_seed(seed)
     base = torch.zeros(WAY, channels, SIZE, SIZE)
     for c in range(WAY):
-        base[c, :, 6 * c: 6 * c + 6, 6 * c: 6 * c + 6] = 1
+        base[c, :, 6 * c : 6 * c + 6, 6 * c : 6 * c + 6] = 1
     items = lambda n: base.repeat_interleave(n, 0) + 0.1 * torch.rand(WAY * n, channels, SIZE, SIZE, generator=g)
     perm = torch.arange(WAY) if relabel is None else relabel
     labels = lambda n: perm[torch.arange(WAY).repeat_interleave(n)]
@@ -97,8 +104,12 @@ def test_eval_mode_is_deterministic(trained):
 
 def test_checkpoint_round_trip_gives_identical_logits(trained, tmp_path):
     method, learner, _, backbone_args = trained
-    meta = learner_meta(method, "conv4", {**METHODS.get(method).backbone_needs, **backbone_args},
-                        {"way": WAY} if learner.fixed_way else {})
+    meta = learner_meta(
+        method,
+        "conv4",
+        {**METHODS.get(method).backbone_needs, **backbone_args},
+        {"way": WAY} if learner.fixed_way else {},
+    )
     meta |= {"data": {"image_size": SIZE, "channels": 1}, "kind": "model"}
     checkpoint.save(tmp_path / "model", {f"model.{k}": v for k, v in learner.state_dict().items()}, meta)
     loaded, _ = load_learner(tmp_path / "model.safetensors")

@@ -1,4 +1,5 @@
 """What is particular to each metric method (the contract every method keeps is test_method_contract.py)."""
+
 import pytest
 import torch
 

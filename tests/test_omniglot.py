@@ -19,7 +19,10 @@ def test_splits_are_disjoint_and_rotations_are_rotations(omniglot):
     assert [len(n) for n in names] == [1028, 172, 423]
     assert not (names[0] & names[1]) and not (names[0] & names[2]) and not (names[1] & names[2])
     train = omniglot["train"]
-    r0, r90 = train.class_names.index("Angelic/character01/rot000"), train.class_names.index("Angelic/character01/rot090")
+    r0, r90 = (
+        train.class_names.index("Angelic/character01/rot000"),
+        train.class_names.index("Angelic/character01/rot090"),
+    )
     assert torch.equal(torch.rot90(train.class_items(r0), 1, dims=(-2, -1)), train.class_items(r90))
     # ink is bright (inverted), background dark
     assert train.class_items(r0).mean() < 0.5
@@ -51,7 +54,11 @@ def _fake_omniglot(root, png: bytes):
 
 def test_corrupt_png_names_the_file(tmp_path):
     _fake_omniglot(tmp_path, b"\x89PNG\r\n\x1a\n this is not really a png")
-    with pytest.raises(DataError, match=r"images_background.zip:images_background/Alpha_images_background/character01/0001_01.png: not a readable image"):
+    with pytest.raises(
+        DataError,
+        match=r"images_background.zip:images_background/Alpha_images_background/character01/0001_01.png: "
+        r"not a readable image",
+    ):
         load_omniglot("train", "lake", tmp_path, allow_download=False, cache_dir=tmp_path / "cache")
 
 

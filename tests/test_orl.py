@@ -1,4 +1,5 @@
 """The ORL faces split: 30 people to train on, 10 never seen."""
+
 import pytest
 
 from kshot.data import load_dataset, load_orl

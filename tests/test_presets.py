@@ -1,4 +1,5 @@
 """Paper settings and every reported row's settings are shipped config files, checked on load."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Few-shot sine regression: the task family, resumable training, MAML vs the pretrained baseline, the CLI."""
+
 import json
 import math
 
@@ -13,9 +14,9 @@ from kshot.regression import RegressionRun, SinusoidTasks, evaluate_adaptation, 
 def test_tasks_follow_the_papers_distribution_and_are_reproducible():
     b = SinusoidTasks(seed=3).batch(7, tasks=500, shots=5, queries=10)
     assert b.support_x.shape == (500, 5, 1) and b.query_y.shape == (500, 10, 1)
-    assert 0.1 <= b.amplitude.min() and b.amplitude.max() <= 5.0
-    assert 0 <= b.phase.min() and b.phase.max() <= math.pi
-    assert -5 <= b.support_x.min() and b.query_x.max() <= 5
+    assert b.amplitude.min() >= 0.1 and b.amplitude.max() <= 5.0
+    assert b.phase.min() >= 0 and b.phase.max() <= math.pi
+    assert b.support_x.min() >= -5 and b.query_x.max() <= 5
     expected = b.amplitude.view(-1, 1, 1) * torch.sin(b.support_x - b.phase.view(-1, 1, 1))
     assert torch.allclose(b.support_y, expected)
     again = SinusoidTasks(seed=3).batch(7, tasks=500, shots=5, queries=10)
@@ -47,9 +48,33 @@ def test_maml_adapts_better_than_the_pretrained_network():
 def test_cli_writes_rows_and_the_figure(tmp_path):
     pytest.importorskip("matplotlib")
     record, png = tmp_path / "rows.jsonl", tmp_path / "sine.png"
-    assert main(["sinusoid", "--out", str(tmp_path / "run"), "--shots", "5", "--iterations", "20", "--test-tasks", "30",
-                 "--record", str(record), "--plot", str(png), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sinusoid",
+                "--out",
+                str(tmp_path / "run"),
+                "--shots",
+                "5",
+                "--iterations",
+                "20",
+                "--test-tasks",
+                "30",
+                "--record",
+                str(record),
+                "--plot",
+                str(png),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(l) for l in record.read_text().splitlines()]
-    assert {(r["method"], r["steps"]) for r in rows} == {("maml", 1), ("maml", 10), ("pretrained", 1), ("pretrained", 10)}
+    assert {(r["method"], r["steps"]) for r in rows} == {
+        ("maml", 1),
+        ("maml", 10),
+        ("pretrained", 1),
+        ("pretrained", 10),
+    }
     assert all(r["metric"] == "mse" and r["episodes"] == 30 and r["value"] > 0 for r in rows)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,21 +2,31 @@ import json
 
 import pytest
 import torch
-
 from conftest import synthetic_dataset
+
 from kshot.engine.build import build_learner, learner_meta, load_learner
 from kshot.engine.config import TrainConfig
 from kshot.engine.evaluator import evaluate, summarize
 from kshot.engine.trainer import Trainer
 from kshot.errors import CheckpointError, ConfigError
 
-
 BACKBONE = {"in_channels": 1, "hidden": 8, "out_channels": 8}
 
 
 def tiny(**kw):
-    base = dict(way=5, shot=1, query=2, episodes=6, val_every=3, val_episodes=5, val_query=4, log_every=2, lr_step=2,
-                checkpoint_seconds=1e9, backbone_args=BACKBONE)
+    base = dict(
+        way=5,
+        shot=1,
+        query=2,
+        episodes=6,
+        val_every=3,
+        val_episodes=5,
+        val_query=4,
+        log_every=2,
+        lr_step=2,
+        checkpoint_seconds=1e9,
+        backbone_args=BACKBONE,
+    )
     return TrainConfig(**(base | kw))
 
 

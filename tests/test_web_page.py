@@ -1,5 +1,6 @@
 """The service's web page in headless Chromium: enroll a person from a photo, then identify one.
 Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them) and selenium."""
+
 import shutil
 import socket
 import threading
@@ -10,10 +11,10 @@ import pytest
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver")
 import uvicorn  # noqa: E402
+from enroll_fixtures import face_png, save_model  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from enroll_fixtures import face_png, save_model  # noqa: E402
 from kshot.enroll import Enroller  # noqa: E402
 from kshot.enroll.http import create_app  # noqa: E402
 

@@ -1,4 +1,5 @@
 """The `kshot` command line: one module per command."""
+
 from __future__ import annotations
 
 import argparse

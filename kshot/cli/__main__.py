@@ -1,4 +1,5 @@
 """`python -m kshot.cli ...` is the `kshot` command."""
+
 import sys
 
 from . import main

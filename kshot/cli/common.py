@@ -1,4 +1,5 @@
 """What the commands share: the help epilog, KEY=VALUE options, the machine description, result rows."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,10 @@ import time
 
 from ..errors import KshotError
 
-EPILOG = "Data directory: --data-dir, else $KSHOT_DATA, else ~/.kshot/data. Decoded caches: $KSHOT_CACHE, else ~/.cache/kshot."
+EPILOG = (
+    "Data directory: --data-dir, else $KSHOT_DATA, else ~/.kshot/data. "
+    "Decoded caches: $KSHOT_CACHE, else ~/.cache/kshot."
+)
 
 
 def parse_value(text: str):
@@ -29,8 +33,14 @@ def key_values(items: list[str] | None, flag: str) -> dict:
     return out
 
 
-def checkpoint_data(meta: dict, split: str, dataset: str | None = None, protocol: str | None = None,
-                    data_dir: str | None = None, allow_download: bool = True):
+def checkpoint_data(
+    meta: dict,
+    split: str,
+    dataset: str | None = None,
+    protocol: str | None = None,
+    data_dir: str | None = None,
+    allow_download: bool = True,
+):
     """(dataset name, protocol, split of it) that a checkpoint was trained on, unless overridden.
     A folder data set defaults to the folder it was trained from."""
     from ..data import load_dataset
@@ -39,8 +49,9 @@ def checkpoint_data(meta: dict, split: str, dataset: str | None = None, protocol
     dataset = dataset or data.get("dataset") or "omniglot"
     protocol = protocol or data.get("protocol") or "vinyals"
     data_dir = data_dir or (cfg.get("data_dir") if dataset == "folder" else None)
-    loaded = load_dataset(dataset, split, protocol, data_dir, data.get("image_size", 28), allow_download,
-                          data.get("channels", 1))
+    loaded = load_dataset(
+        dataset, split, protocol, data_dir, data.get("image_size", 28), allow_download, data.get("channels", 1)
+    )
     return dataset, protocol, loaded
 
 
@@ -49,9 +60,10 @@ def machine_description() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
                 break
     except OSError:
         pass
@@ -60,6 +72,10 @@ def machine_description() -> str:
 
 def append_row(path: str, row: dict, argv: list[str]) -> None:
     """One JSON line with the command that produced it, the machine and the date."""
-    row = row | {"command": "kshot " + shlex.join(argv), "machine": machine_description(), "date": time.strftime("%Y-%m-%d")}
+    row = row | {
+        "command": "kshot " + shlex.join(argv),
+        "machine": machine_description(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")

@@ -1,12 +1,14 @@
 """`kshot datasets`: every registered data set and where its files are looked for."""
+
 from __future__ import annotations
 
 from .common import EPILOG
 
 
 def add_datasets_parser(sub) -> None:
-    p = sub.add_parser("datasets", help="list the data sets kshot knows and whether they are found locally",
-                       epilog=EPILOG)
+    p = sub.add_parser(
+        "datasets", help="list the data sets kshot knows and whether they are found locally", epilog=EPILOG
+    )
     p.add_argument("--data-dir")
 
 

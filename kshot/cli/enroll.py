@@ -1,4 +1,5 @@
 """`kshot enroll`, `kshot identify`, `kshot classes`: new classes from a few images, no retraining."""
+
 from __future__ import annotations
 
 import json
@@ -19,35 +20,54 @@ def read_images(paths: list[str]) -> tuple[list[bytes], list[str]]:
 
 
 def add_enroll_parsers(sub) -> None:
-    p = sub.add_parser("enroll", help="enroll a class (e.g. a person) from one or more images",
-                       description="Embed the images with a trained metric learner and store them under NAME. "
-                                   "No retraining: the class is recognisable at once. Adding images to an existing "
-                                   "class adds examples to it.", epilog=EPILOG)
+    p = sub.add_parser(
+        "enroll",
+        help="enroll a class (e.g. a person) from one or more images",
+        description="Embed the images with a trained metric learner and store them under NAME. "
+        "No retraining: the class is recognisable at once. Adding images to an existing "
+        "class adds examples to it.",
+        epilog=EPILOG,
+    )
     p.add_argument("--store", required=True, help=STORE_HELP)
     p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument("--no-keep-images", action="store_true",
-                   help="store embeddings only (smaller, but the store cannot be re-embedded for a new model)")
+    p.add_argument(
+        "--no-keep-images",
+        action="store_true",
+        help="store embeddings only (smaller, but the store cannot be re-embedded for a new model)",
+    )
     p.add_argument("name")
     p.add_argument("images", nargs="+", metavar="IMAGE")
 
-    p = sub.add_parser("identify", help="name the enrolled class of each image, or 'unknown'",
-                       description="Top-k enrolled classes with scores for each image. An image whose best score "
-                                   "is below the threshold is 'unknown' (--threshold, else the store's calibrated "
-                                   "one set with `kshot classes threshold`).", epilog=EPILOG)
+    p = sub.add_parser(
+        "identify",
+        help="name the enrolled class of each image, or 'unknown'",
+        description="Top-k enrolled classes with scores for each image. An image whose best score "
+        "is below the threshold is 'unknown' (--threshold, else the store's calibrated "
+        "one set with `kshot classes threshold`).",
+        epilog=EPILOG,
+    )
     p.add_argument("--store", required=True, help=STORE_HELP)
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--threshold", type=float, help="minimum score to accept a match")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--index", choices=["exact", "faiss"], default="exact",
-                   help="exact: one matrix product over all prototypes (default); faiss: approximate HNSW "
-                        "index for very large stores (needs faiss-cpu)")
+    p.add_argument(
+        "--index",
+        choices=["exact", "faiss"],
+        default="exact",
+        help="exact: one matrix product over all prototypes (default); faiss: approximate HNSW "
+        "index for very large stores (needs faiss-cpu)",
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE")
 
-    p = sub.add_parser("classes", help="list, rename or delete enrolled classes; set the threshold; re-embed",
-                       description="Manage a store: `list` (default), `rename OLD NEW`, `delete NAME`, "
-                                   "`threshold VALUE`, `reembed` (with --model: move the store to a new model, "
-                                   "using the images it kept).", epilog=EPILOG)
+    p = sub.add_parser(
+        "classes",
+        help="list, rename or delete enrolled classes; set the threshold; re-embed",
+        description="Manage a store: `list` (default), `rename OLD NEW`, `delete NAME`, "
+        "`threshold VALUE`, `reembed` (with --model: move the store to a new model, "
+        "using the images it kept).",
+        epilog=EPILOG,
+    )
     p.add_argument("--store", required=True, help="SQLite file of enrolled classes")
     p.add_argument("--model", help="for reembed: the new model")
     p.add_argument("action", nargs="?", default="list", choices=["list", "rename", "delete", "threshold", "reembed"])

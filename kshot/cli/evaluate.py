@@ -1,13 +1,18 @@
 """`kshot eval`: accuracy of a checkpoint on seeded test episodes."""
+
 from __future__ import annotations
 
 from .common import EPILOG, append_row, checkpoint_data, key_values
 
 
 def add_eval_parser(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint on test episodes (mean accuracy and 95%% CI)",
-                       description="Evaluate a trained checkpoint on seeded test episodes of the data it was "
-                                   "trained on (or another split / data set).", epilog=EPILOG)
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint on test episodes (mean accuracy and 95%% CI)",
+        description="Evaluate a trained checkpoint on seeded test episodes of the data it was "
+        "trained on (or another split / data set).",
+        epilog=EPILOG,
+    )
     p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run directory (uses its best)")
     p.add_argument("--way", type=int, default=5)
     p.add_argument("--shot", type=int, default=1)
@@ -19,11 +24,18 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--protocol", help="default: the checkpoint's")
     p.add_argument("--data-dir")
     p.add_argument("--no-download", action="store_true")
-    p.add_argument("--no-feature-reuse", action="store_true",
-                   help="re-embed images in every episode (slower; for timing comparisons)")
-    p.add_argument("--method-arg", action="append", metavar="K=V",
-                   help="override a test-time option of the checkpoint's method, e.g. test_steps=10 "
-                        "(MAML family) or test_batch=5 (Reptile); options that change weights are refused")
+    p.add_argument(
+        "--no-feature-reuse",
+        action="store_true",
+        help="re-embed images in every episode (slower; for timing comparisons)",
+    )
+    p.add_argument(
+        "--method-arg",
+        action="append",
+        metavar="K=V",
+        help="override a test-time option of the checkpoint's method, e.g. test_steps=10 "
+        "(MAML family) or test_batch=5 (Reptile); options that change weights are refused",
+    )
     p.add_argument("--threads", type=int)
     p.add_argument("--record", metavar="JSONL", help="append the result as one JSON line to this file")
     p.add_argument("--quiet", action="store_true")
@@ -35,15 +47,38 @@ def cmd_eval(args) -> int:
 
     overrides = key_values(args.method_arg, "--method-arg")
     learner, meta = load_learner(args.checkpoint, method_overrides=overrides)
-    dataset, protocol, test = checkpoint_data(meta, args.split, args.dataset, args.protocol, args.data_dir,
-                                              not args.no_download)
-    result = evaluate(learner, test, args.way, args.shot, args.query, args.episodes, args.seed,
-                      reuse_features=not args.no_feature_reuse, progress=not args.quiet)
-    row = {"method": meta["method"], "backbone": meta["backbone"], "dataset": dataset, "protocol": protocol,
-           "split": args.split, "way": args.way, "shot": args.shot, "query": args.query, "episodes": result.episodes,
-           "accuracy": round(result.accuracy, 3), "ci95": round(result.ci95, 3), "eval_seconds": round(result.seconds, 2),
-           "checkpoint": str(args.checkpoint), "train_seconds": meta.get("train_seconds"),
-           "train_episodes": meta.get("episode"), **({"method_overrides": overrides} if overrides else {})}
+    dataset, protocol, test = checkpoint_data(
+        meta, args.split, args.dataset, args.protocol, args.data_dir, not args.no_download
+    )
+    result = evaluate(
+        learner,
+        test,
+        args.way,
+        args.shot,
+        args.query,
+        args.episodes,
+        args.seed,
+        reuse_features=not args.no_feature_reuse,
+        progress=not args.quiet,
+    )
+    row = {
+        "method": meta["method"],
+        "backbone": meta["backbone"],
+        "dataset": dataset,
+        "protocol": protocol,
+        "split": args.split,
+        "way": args.way,
+        "shot": args.shot,
+        "query": args.query,
+        "episodes": result.episodes,
+        "accuracy": round(result.accuracy, 3),
+        "ci95": round(result.ci95, 3),
+        "eval_seconds": round(result.seconds, 2),
+        "checkpoint": str(args.checkpoint),
+        "train_seconds": meta.get("train_seconds"),
+        "train_episodes": meta.get("episode"),
+        **({"method_overrides": overrides} if overrides else {}),
+    }
     print(f"{meta['method']} {dataset}/{protocol}/{args.split} {args.way}-way {args.shot}-shot: {result}")
     if args.record:
         append_row(args.record, row, args.argv)

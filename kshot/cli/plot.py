@@ -1,14 +1,17 @@
 """`kshot plot`: pictures of a trained model."""
+
 from __future__ import annotations
 
 from ..errors import KshotError
 from .common import EPILOG, checkpoint_data
 
+
 def add_plot_parser(sub) -> None:
     p = sub.add_parser("plot", help="draw pictures of a trained model (t-SNE of embeddings)")
     kinds = p.add_subparsers(dest="plot", required=True)
-    t = kinds.add_parser("tsne", help="t-SNE of the embeddings of a few test characters, misclassified points marked",
-                         epilog=EPILOG)
+    t = kinds.add_parser(
+        "tsne", help="t-SNE of the embeddings of a few test characters, misclassified points marked", epilog=EPILOG
+    )
     t.add_argument("checkpoint")
     t.add_argument("--out", default="tsne.png", help="PNG to write (default tsne.png)")
     t.add_argument("--alphabet", help="Omniglot alphabet of the test split (default: the first)")
@@ -32,5 +35,7 @@ def cmd_plot(args) -> int:
     learner, meta = load_learner(args.checkpoint)
     _, _, dataset = checkpoint_data(meta, args.split, data_dir=args.data_dir, allow_download=not args.no_download)
     info = plot_tsne(learner, dataset, args.out, args.alphabet, args.classes, args.shot)
-    print(f"wrote {args.out}: {info['points']} images of {info['classes']} classes, {info['misclassified']} misclassified")
+    print(
+        f"wrote {args.out}: {info['points']} images of {info['classes']} classes, {info['misclassified']} misclassified"
+    )
     return 0

@@ -1,4 +1,5 @@
 """`kshot serve`: the enrollment service and its web page."""
+
 from __future__ import annotations
 
 import os
@@ -8,10 +9,13 @@ from .common import EPILOG
 
 
 def add_serve_parser(sub) -> None:
-    p = sub.add_parser("serve", help="HTTP service and web page to enroll and identify (needs kshot[serve])",
-                       description="Serve a store over HTTP: a web page at /, the API with OpenAPI docs at /docs. "
-                                   "Requests that change the store need `Authorization: Bearer TOKEN`.",
-                       epilog=EPILOG)
+    p = sub.add_parser(
+        "serve",
+        help="HTTP service and web page to enroll and identify (needs kshot[serve])",
+        description="Serve a store over HTTP: a web page at /, the API with OpenAPI docs at /docs. "
+        "Requests that change the store need `Authorization: Bearer TOKEN`.",
+        epilog=EPILOG,
+    )
     p.add_argument("--store", required=True, help="SQLite file of enrolled classes (created if missing)")
     p.add_argument("--model", required=True, help="trained metric-learner checkpoint")
     p.add_argument("--token", help="write token (default: $KSHOT_TOKEN)")
@@ -19,9 +23,13 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-image-bytes", type=int, default=5 * 1024 * 1024)
     p.add_argument("--max-image-side", type=int, default=4096, help="largest width or height accepted")
-    p.add_argument("--index", choices=["exact", "faiss"], default="exact",
-                   help="nearest-prototype search: exact matrix product (default) or an approximate FAISS "
-                        "HNSW index for very large, mostly-read stores (needs faiss-cpu)")
+    p.add_argument(
+        "--index",
+        choices=["exact", "faiss"],
+        default="exact",
+        help="nearest-prototype search: exact matrix product (default) or an approximate FAISS "
+        "HNSW index for very large, mostly-read stores (needs faiss-cpu)",
+    )
     p.add_argument("--threads", type=int)
 
 

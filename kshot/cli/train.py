@@ -1,4 +1,5 @@
 """`kshot train`: meta-train a learner on episodes."""
+
 from __future__ import annotations
 
 import json
@@ -9,24 +10,31 @@ from pathlib import Path
 from ..errors import KshotError
 from .common import EPILOG, key_values
 
+
 def add_train_parser(sub) -> None:
     from ..data import DATASETS
     from ..engine.config import TrainConfig, preset_names
     from ..learners import METHODS
     from ..nets import BACKBONES
 
-    p = sub.add_parser("train", help="meta-train a few-shot learner on episodes",
-                       description="Meta-train a learner. Defaults follow Snell et al. (2017) on Omniglot "
-                                   "(Vinyals split, 60-way 1-shot 5-query episodes, Adam 1e-3 halved every 2000 "
-                                   "episodes). A method may bring its own paper's defaults (MAML: 5-way, meta-batch 32; "
-                                   "Reptile: SGD with linear decay). Flags override a --config file, which overrides "
-                                   "the method's defaults, which override the general ones.",
-                       epilog=EPILOG)
+    p = sub.add_parser(
+        "train",
+        help="meta-train a few-shot learner on episodes",
+        description="Meta-train a learner. Defaults follow Snell et al. (2017) on Omniglot "
+        "(Vinyals split, 60-way 1-shot 5-query episodes, Adam 1e-3 halved every 2000 "
+        "episodes). A method may bring its own paper's defaults (MAML: 5-way, meta-batch 32; "
+        "Reptile: SGD with linear decay). Flags override a --config file, which overrides "
+        "the method's defaults, which override the general ones.",
+        epilog=EPILOG,
+    )
     d = TrainConfig()
     p.add_argument("--out", required=True, help="run directory: checkpoints and log.jsonl go here")
-    p.add_argument("--config", metavar="PRESET|FILE",
-                   help="a shipped preset (" + ", ".join(preset_names()) + ") or a TOML/JSON file of settings "
-                        "(same names as the flags, with underscores)")
+    p.add_argument(
+        "--config",
+        metavar="PRESET|FILE",
+        help="a shipped preset (" + ", ".join(preset_names()) + ") or a TOML/JSON file of settings "
+        "(same names as the flags, with underscores)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.safetensors if it exists")
     p.add_argument("--method", help=f"few-shot method: {', '.join(METHODS.names())} (default {d.method})")
     p.add_argument("--backbone", help=f"feature extractor: {', '.join(BACKBONES.names())} (default {d.backbone})")
@@ -36,22 +44,35 @@ def add_train_parser(sub) -> None:
     p.add_argument("--protocol", help=f"omniglot split protocol: vinyals or lake (default {d.protocol})")
     p.add_argument("--data-dir", help="data directory (for folder: the folder of class folders)")
     p.add_argument("--no-download", action="store_true", help="never download missing data")
-    for name, help_ in [("image_size", "images are resized to this square size"), ("channels", "1 grey, 3 RGB"),
-                        ("way", "classes per training episode"), ("shot", "support examples per class"),
-                        ("query", "query examples per class"), ("episodes", "outer training steps in all"),
-                        ("meta_batch", "episodes per outer step (MAML family)"),
-                        ("optimizer", "outer optimizer: adam or sgd"), ("lr", "outer learning rate"),
-                        ("lr_schedule", "step (decay by lr_gamma every lr_step) or linear (to 0)"), ("lr_step", "multiply lr by lr_gamma every this many episodes"),
-                        ("lr_gamma", "learning-rate decay factor"), ("val_way", "validation episode way"),
-                        ("val_shot", "validation shot (default: the training shot)"), ("val_query", "validation queries per class"),
-                        ("val_episodes", "validation episodes"), ("val_every", "validate every this many episodes"),
-                        ("checkpoint_seconds", "save OUT/last at least this often"), ("log_every", "log every this many episodes"),
-                        ("seed", "seed of initialisation and episodes"), ("train_split", "split to train on"),
-                        ("val_split", "split to validate on ('none' to skip)")]:
+    for name, help_ in [
+        ("image_size", "images are resized to this square size"),
+        ("channels", "1 grey, 3 RGB"),
+        ("way", "classes per training episode"),
+        ("shot", "support examples per class"),
+        ("query", "query examples per class"),
+        ("episodes", "outer training steps in all"),
+        ("meta_batch", "episodes per outer step (MAML family)"),
+        ("optimizer", "outer optimizer: adam or sgd"),
+        ("lr", "outer learning rate"),
+        ("lr_schedule", "step (decay by lr_gamma every lr_step) or linear (to 0)"),
+        ("lr_step", "multiply lr by lr_gamma every this many episodes"),
+        ("lr_gamma", "learning-rate decay factor"),
+        ("val_way", "validation episode way"),
+        ("val_shot", "validation shot (default: the training shot)"),
+        ("val_query", "validation queries per class"),
+        ("val_episodes", "validation episodes"),
+        ("val_every", "validate every this many episodes"),
+        ("checkpoint_seconds", "save OUT/last at least this often"),
+        ("log_every", "log every this many episodes"),
+        ("seed", "seed of initialisation and episodes"),
+        ("train_split", "split to train on"),
+        ("val_split", "split to validate on ('none' to skip)"),
+    ]:
         kind = next(f.type for f in fields(TrainConfig) if f.name == name)
         conv = float if "float" in str(kind) else int if "int" in str(kind) else str
-        p.add_argument("--" + name.replace("_", "-"), type=conv, dest=name,
-                       help=f"{help_} (default {getattr(d, name)})")
+        p.add_argument(
+            "--" + name.replace("_", "-"), type=conv, dest=name, help=f"{help_} (default {getattr(d, name)})"
+        )
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

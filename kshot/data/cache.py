@@ -4,12 +4,13 @@ A cache entry is a safetensors file named by a key derived from the source files
 contents and the decoding settings, so a changed source or setting makes a new entry.
 Entries are written atomically: a crash never leaves a half-written one behind.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import SafetensorError

@@ -1,4 +1,5 @@
 """A class-indexed data set held in memory as one tensor, so that sampling is indexing."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class ClassIndexedDataset:
     def class_items(self, c: int) -> Tensor:
         return self.fetch(torch.arange(int(self.offsets[c]), int(self.offsets[c + 1])))
 
-    def subset(self, classes: list[int], name: str | None = None) -> "ClassIndexedDataset":
+    def subset(self, classes: list[int], name: str | None = None) -> ClassIndexedDataset:
         parts = [self.items[int(self.offsets[c]) : int(self.offsets[c + 1])] for c in classes]
         return ClassIndexedDataset.from_class_list(
             parts, [self.class_names[c] for c in classes], name or self.name, dict(self.meta)

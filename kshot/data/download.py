@@ -1,4 +1,5 @@
 """Fetch a file from its official home with a progress bar, and check its checksum."""
+
 from __future__ import annotations
 
 import urllib.request

@@ -7,6 +7,7 @@
 Images are decoded once to `size` x `size` (grey or RGB) and cached like the
 standard sets, keyed by the files' names, sizes and modification times.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,14 @@ def folder_splits(root: Path) -> list[str]:
     return present or ["all"]
 
 
-def load_folder(root: str | Path, split: str = "all", image_size: int = 28, channels: int = 1,
-                cache_dir: Path | None = None, invert: bool = False) -> ClassIndexedDataset:
+def load_folder(
+    root: str | Path,
+    split: str = "all",
+    image_size: int = 28,
+    channels: int = 1,
+    cache_dir: Path | None = None,
+    invert: bool = False,
+) -> ClassIndexedDataset:
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist; give a folder with one sub-folder per class")
@@ -44,21 +51,26 @@ def load_folder(root: str | Path, split: str = "all", image_size: int = 28, chan
     files = {c.name: sorted(f for f in c.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) for c in classes}
     empty = [name for name, fs in files.items() if not fs]
     if not classes or empty:
-        raise DataError(f"{base}: every class needs a sub-folder with images; "
-                        + (f"these have none: {', '.join(empty[:5])}" if empty else "found no class folders"))
+        raise DataError(
+            f"{base}: every class needs a sub-folder with images; "
+            + (f"these have none: {', '.join(empty[:5])}" if empty else "found no class folders")
+        )
     listing = [(str(f.relative_to(base)), f.stat().st_size, f.stat().st_mtime_ns) for fs in files.values() for f in fs]
 
     def build():
         per_class = []
-        for name, fs in tqdm(files.items(), desc=f"decoding {base}", unit="class", leave=False):
-            per_class.append(torch.stack([decode_image(f.read_bytes(), str(f), image_size, channels, invert) for f in fs]))
+        for fs in tqdm(files.values(), desc=f"decoding {base}", unit="class", leave=False):
+            per_class.append(
+                torch.stack([decode_image(f.read_bytes(), str(f), image_size, channels, invert) for f in fs])
+            )
         return {"images": torch.cat(per_class)}, {"names": list(files), "sizes": [len(t) for t in per_class]}
 
     key = {"root": str(base.resolve()), "files": listing, "size": image_size, "channels": channels, "invert": invert}
     tensors, info = cached_tensors(cache_dir or default_cache_dir(), "folder", key, build)
     meta = {"dataset": "folder", "protocol": str(root), "split": split, "image_size": image_size, "channels": channels}
-    return ClassIndexedDataset.from_class_list(list(torch.split(tensors["images"], info["sizes"])), info["names"],
-                                               f"{base}", meta)
+    return ClassIndexedDataset.from_class_list(
+        list(torch.split(tensors["images"], info["sizes"])), info["names"], f"{base}", meta
+    )
 
 
 @DATASETS.register("folder")

@@ -1,4 +1,5 @@
 """Decoding one image file to a fixed-size uint8 tensor, with errors that name the file."""
+
 from __future__ import annotations
 
 import io

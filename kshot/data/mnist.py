@@ -1,4 +1,5 @@
 """MNIST (LeCun, Cortes & Burges) from the four official idx .gz files."""
+
 from __future__ import annotations
 
 import gzip
@@ -15,10 +16,22 @@ from .registry import DATASETS, DataOptions, DatasetSource
 
 _HOME = "https://yann.lecun.com/exdb/mnist"
 FILES = {
-    "train": (Remote("train-images-idx3-ubyte.gz", f"{_HOME}/train-images-idx3-ubyte.gz", "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-              Remote("train-labels-idx1-ubyte.gz", f"{_HOME}/train-labels-idx1-ubyte.gz", "md5:d53e105ee54ea40749a09fcbcd1e9432")),
-    "test": (Remote("t10k-images-idx3-ubyte.gz", f"{_HOME}/t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3"),
-             Remote("t10k-labels-idx1-ubyte.gz", f"{_HOME}/t10k-labels-idx1-ubyte.gz", "md5:ec29112dd5afa0611ce80d1b7f02629c")),
+    "train": (
+        Remote(
+            "train-images-idx3-ubyte.gz", f"{_HOME}/train-images-idx3-ubyte.gz", "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873"
+        ),
+        Remote(
+            "train-labels-idx1-ubyte.gz", f"{_HOME}/train-labels-idx1-ubyte.gz", "md5:d53e105ee54ea40749a09fcbcd1e9432"
+        ),
+    ),
+    "test": (
+        Remote(
+            "t10k-images-idx3-ubyte.gz", f"{_HOME}/t10k-images-idx3-ubyte.gz", "md5:9fb629c4189551a2d022fa330f9573f3"
+        ),
+        Remote(
+            "t10k-labels-idx1-ubyte.gz", f"{_HOME}/t10k-labels-idx1-ubyte.gz", "md5:ec29112dd5afa0611ce80d1b7f02629c"
+        ),
+    ),
 }
 
 
@@ -36,7 +49,9 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
-        raise DataError(f"{path}: holds {body.size} bytes of data, its header says {int(np.prod(dims))}; file is truncated")
+        raise DataError(
+            f"{path}: holds {body.size} bytes of data, its header says {int(np.prod(dims))}; file is truncated"
+        )
     return body.reshape(dims)
 
 
@@ -59,8 +74,12 @@ def load_mnist(split: str = "train", data_dir: Path | None = None, allow_downloa
     order = np.argsort(labels, kind="stable")
     per_class = np.bincount(labels, minlength=10)
     chunks = torch.split(torch.from_numpy(images[order].copy()).unsqueeze(1), per_class.tolist())
-    return ClassIndexedDataset.from_class_list(list(chunks), [str(d) for d in range(10)], f"mnist/{split}",
-                                               {"dataset": "mnist", "protocol": "standard", "split": split, "image_size": 28})
+    return ClassIndexedDataset.from_class_list(
+        list(chunks),
+        [str(d) for d in range(10)],
+        f"mnist/{split}",
+        {"dataset": "mnist", "protocol": "standard", "split": split, "image_size": 28},
+    )
 
 
 @DATASETS.register("mnist")

@@ -6,6 +6,7 @@ Two protocols:
 - ``lake``: Lake's original split, train on `images_background` (964 characters),
   test on `images_evaluation` (659 characters); no validation classes.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -25,14 +26,34 @@ from .registry import DATASETS, DataOptions, DatasetSource
 _LAKE = "https://github.com/brendenlake/omniglot/raw/master/python"
 _SPLITS = "https://raw.githubusercontent.com/jakesnell/prototypical-networks/master/data/omniglot/splits/vinyals"
 ZIPS = {
-    "images_background": Remote("images_background.zip", f"{_LAKE}/images_background.zip", "md5:68d2efa1b9178cc56df9314c21c6e718"),
-    "images_evaluation": Remote("images_evaluation.zip", f"{_LAKE}/images_evaluation.zip", "md5:6b91aef0f799c5bb55b94e3f2daec811"),
+    "images_background": Remote(
+        "images_background.zip", f"{_LAKE}/images_background.zip", "md5:68d2efa1b9178cc56df9314c21c6e718"
+    ),
+    "images_evaluation": Remote(
+        "images_evaluation.zip", f"{_LAKE}/images_evaluation.zip", "md5:6b91aef0f799c5bb55b94e3f2daec811"
+    ),
 }
 SPLIT_FILES = {
-    "train": Remote("splits/vinyals/train.txt", f"{_SPLITS}/train.txt", "sha256:984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0"),
-    "val": Remote("splits/vinyals/val.txt", f"{_SPLITS}/val.txt", "sha256:11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a"),
-    "test": Remote("splits/vinyals/test.txt", f"{_SPLITS}/test.txt", "sha256:845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204"),
-    "trainval": Remote("splits/vinyals/trainval.txt", f"{_SPLITS}/trainval.txt", "sha256:5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a"),
+    "train": Remote(
+        "splits/vinyals/train.txt",
+        f"{_SPLITS}/train.txt",
+        "sha256:984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0",
+    ),
+    "val": Remote(
+        "splits/vinyals/val.txt",
+        f"{_SPLITS}/val.txt",
+        "sha256:11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a",
+    ),
+    "test": Remote(
+        "splits/vinyals/test.txt",
+        f"{_SPLITS}/test.txt",
+        "sha256:845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204",
+    ),
+    "trainval": Remote(
+        "splits/vinyals/trainval.txt",
+        f"{_SPLITS}/trainval.txt",
+        "sha256:5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a",
+    ),
 }
 PROTOCOLS = {"vinyals": ("train", "val", "test", "trainval"), "lake": ("train", "test")}
 
@@ -69,17 +90,18 @@ def _decode_zip(path: Path, image_size: int) -> tuple[list[torch.Tensor], list[s
                 groups.setdefault(f"{parts[1]}/{parts[2]}", []).append(name)
         images, names = [], []
         for char, members in tqdm(sorted(groups.items()), desc=f"decoding {path.name}", unit="char", leave=False):
-            images.append(torch.stack([
-                decode_image(archive.read(m), f"{path}:{m}", image_size, invert=True) for m in members
-            ]))
+            images.append(
+                torch.stack([decode_image(archive.read(m), f"{path}:{m}", image_size, invert=True) for m in members])
+            )
             names.append(char)
     if not names:
         raise DataError(f"{path} holds no Omniglot images (expected <set>/<Alphabet>/<characterNN>/*.png)")
     return images, names
 
 
-def load_characters(data_dir: Path | None = None, image_size: int = 28, cache_dir: Path | None = None,
-                    allow_download: bool = True) -> dict[str, dict[str, torch.Tensor]]:
+def load_characters(
+    data_dir: Path | None = None, image_size: int = 28, cache_dir: Path | None = None, allow_download: bool = True
+) -> dict[str, dict[str, torch.Tensor]]:
     """{'images_background': {'Alphabet/characterNN': uint8 [20,1,S,S]}, 'images_evaluation': {...}}, cached."""
     root = _omniglot_dir(data_dir)
     result = {}
@@ -98,8 +120,14 @@ def load_characters(data_dir: Path | None = None, image_size: int = 28, cache_di
     return result
 
 
-def load_omniglot(split: str = "train", protocol: str = "vinyals", data_dir: Path | None = None,
-                  image_size: int = 28, cache_dir: Path | None = None, allow_download: bool = True) -> ClassIndexedDataset:
+def load_omniglot(
+    split: str = "train",
+    protocol: str = "vinyals",
+    data_dir: Path | None = None,
+    image_size: int = 28,
+    cache_dir: Path | None = None,
+    allow_download: bool = True,
+) -> ClassIndexedDataset:
     if protocol not in PROTOCOLS:
         raise DataError(f"unknown Omniglot protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if split not in PROTOCOLS[protocol]:
@@ -125,13 +153,16 @@ def load_omniglot(split: str = "train", protocol: str = "vinyals", data_dir: Pat
 
 @DATASETS.register("omniglot")
 class Omniglot(DatasetSource):
-    summary = ("Omniglot handwritten characters; --protocol vinyals (4112/688/1692 rotated classes, 28x28) "
-               "or lake (background / evaluation alphabets)")
+    summary = (
+        "Omniglot handwritten characters; --protocol vinyals (4112/688/1692 rotated classes, 28x28) "
+        "or lake (background / evaluation alphabets)"
+    )
     splits = PROTOCOLS["vinyals"]
 
     def load(self, split: str, options: DataOptions) -> ClassIndexedDataset:
-        return load_omniglot(split, options.protocol, options.data_dir, options.image_size,
-                             allow_download=options.allow_download)
+        return load_omniglot(
+            split, options.protocol, options.data_dir, options.image_size, allow_download=options.allow_download
+        )
 
     def status(self, options: DataOptions) -> str:
         files = [z.filename for z in ZIPS.values()] + [s.filename for s in SPLIT_FILES.values()]

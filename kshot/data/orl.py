@@ -4,6 +4,7 @@ Splits for the enrollment experiment: people s1-s30 meta-train the embedding ("t
 s31-s40 are never seen in training ("test"); "all" has everyone. Photos are 92x112 and
 are resized to a square `image_size` (64 by default keeps the faces recognisable).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,10 @@ def load_orl(split: str = "train", data_dir: Path | None = None, image_size: int
         raise DataError(f"ORL faces have splits {', '.join(SPLITS)}; there is no {split!r}")
     root = Path(data_dir or default_data_dir()) / "att_faces_orl"
     if not (root / "s1").is_dir():
-        raise DataError(f"ORL faces not found at {root} (expected s1/1.pgm ... s40/10.pgm). They have no checksummed "
-                        "official download; put the AT&T face database there.")
+        raise DataError(
+            f"ORL faces not found at {root} (expected s1/1.pgm ... s40/10.pgm). They have no checksummed "
+            "official download; put the AT&T face database there."
+        )
     everyone = load_folder(root, "all", image_size, 1)
     index = {name: i for i, name in enumerate(everyone.class_names)}
     wanted = [f"s{i}" for i in SPLITS[split]]

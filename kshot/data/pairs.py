@@ -1,4 +1,5 @@
 """Balanced same/different pairs for verification-style training (Siamese networks)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@
 
 A new data set is one module in `kshot/data/` with a `@DATASETS.register("name")` class;
 `kshot datasets`, `--help` and errors list it without further edits."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

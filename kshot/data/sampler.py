@@ -3,10 +3,11 @@
 Episode `i` is a pure function of `(seed, i)`, so a resumed run sees exactly the
 episodes an uninterrupted run would, and any episode can be drawn on its own.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -48,8 +49,17 @@ class EpisodeSampler(Sampler[Tensor]):
     builds the tensors directly from an in-memory `ClassIndexedDataset`.
     """
 
-    def __init__(self, class_sizes: Sequence[int] | Tensor, way: int, shot: int, query: int,
-                 episodes: int, seed: int = 0, class_names: Sequence[str] | None = None, source: str = "dataset"):
+    def __init__(
+        self,
+        class_sizes: Sequence[int] | Tensor,
+        way: int,
+        shot: int,
+        query: int,
+        episodes: int,
+        seed: int = 0,
+        class_names: Sequence[str] | None = None,
+        source: str = "dataset",
+    ):
         sizes = np.asarray(class_sizes.tolist() if isinstance(class_sizes, Tensor) else class_sizes, dtype=np.int64)
         if way < 1 or shot < 0 or query < 0 or shot + query < 1 or episodes < 0:
             raise DataError(f"invalid episode shape: way={way} shot={shot} query={query} episodes={episodes}")
@@ -111,5 +121,7 @@ class EpisodeSampler(Sampler[Tensor]):
         )
 
 
-def episode_sampler(dataset: ClassIndexedDataset, way: int, shot: int, query: int, episodes: int, seed: int = 0) -> EpisodeSampler:
+def episode_sampler(
+    dataset: ClassIndexedDataset, way: int, shot: int, query: int, episodes: int, seed: int = 0
+) -> EpisodeSampler:
     return EpisodeSampler(dataset.class_sizes, way, shot, query, episodes, seed, dataset.class_names, dataset.name)

@@ -1,5 +1,6 @@
 """Build a learner from names and options, and restore one from a checkpoint. What a method
 needs is read from its declarations (learners/base.py), never guessed."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,18 +29,28 @@ def task_args(method: str, way: int | None, input_shape: Sequence[int] | None) -
     return args
 
 
-def build_learner(method: str, backbone: str, backbone_args: dict | None = None, method_args: dict | None = None,
-                  way: int | None = None, input_shape: Sequence[int] | None = None) -> Learner:
+def build_learner(
+    method: str,
+    backbone: str,
+    backbone_args: dict | None = None,
+    method_args: dict | None = None,
+    way: int | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> Learner:
     """`method_args` may already hold `way` / `input_shape` (checkpoints written before they were
     passed separately); the ones given here are used only where they are missing."""
     cls = METHODS.get(method)
     try:
         encoder = BACKBONES.get(backbone)(**effective_backbone_args(method, backbone_args))
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"bad option for backbone {backbone!r} (with what method {method!r} needs of it: "
-                          f"{dict(cls.backbone_needs)}): {e}") from e
-    options = {**task_args(method, (method_args or {}).get("way", way),
-                           (method_args or {}).get("input_shape", input_shape)), **(method_args or {})}
+        raise ConfigError(
+            f"bad option for backbone {backbone!r} (with what method {method!r} needs of it: "
+            f"{dict(cls.backbone_needs)}): {e}"
+        ) from e
+    options = {
+        **task_args(method, (method_args or {}).get("way", way), (method_args or {}).get("input_shape", input_shape)),
+        **(method_args or {}),
+    }
     try:
         return cls(encoder, **options)
     except (TypeError, ValueError) as e:
@@ -57,15 +68,21 @@ def checkpoint_input_shape(meta: dict) -> list[int]:
     return [int(data.get("channels", 1)), size, size]
 
 
-def load_learner(path: str | Path, expect_method: str | None = None,
-                 method_overrides: dict | None = None) -> tuple[Learner, dict]:
+def load_learner(
+    path: str | Path, expect_method: str | None = None, method_overrides: dict | None = None
+) -> tuple[Learner, dict]:
     """A learner in eval mode with the checkpoint's weights, and the checkpoint's metadata.
     `method_overrides` replace method options that leave the weights as they are (test_steps)."""
     tensors, meta = checkpoint.load(path, expect_method)
     try:
         method_args = {**meta.get("method_args", {}), **(method_overrides or {})}
-        learner = build_learner(meta["method"], meta["backbone"], meta.get("backbone_args"), method_args,
-                                input_shape=checkpoint_input_shape(meta))
+        learner = build_learner(
+            meta["method"],
+            meta["backbone"],
+            meta.get("backbone_args"),
+            method_args,
+            input_shape=checkpoint_input_shape(meta),
+        )
     except KeyError as e:
         raise CheckpointError(f"{path}: metadata lacks {e}; it was not written by `kshot train`") from e
     state = checkpoint.split_prefix(tensors, "model.")
@@ -73,8 +90,10 @@ def load_learner(path: str | Path, expect_method: str | None = None,
     missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
     resized = sorted(k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape)
     if (missing or unexpected or resized) and method_overrides:
-        raise ConfigError(f"the options {sorted(method_overrides)} change the shape of this {meta['method']} "
-                          f"model's weights, so {path} cannot be loaded with them; drop them")
+        raise ConfigError(
+            f"the options {sorted(method_overrides)} change the shape of this {meta['method']} "
+            f"model's weights, so {path} cannot be loaded with them; drop them"
+        )
     if missing or unexpected or resized:
         raise CheckpointError(
             f"{path}: weights do not fit a {meta['method']}/{meta['backbone']} model "

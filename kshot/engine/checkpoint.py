@@ -5,6 +5,7 @@ Loading reads only tensors and JSON: nothing in a checkpoint can execute code.
 Files are written to a temporary name and renamed into place, so a crash while
 saving leaves the previous checkpoint intact.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,7 @@ def load(path: str | Path, expect_method: str | None = None) -> tuple[dict[str, 
     try:
         with safe_open(str(p), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safe_open handle, not a dict)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({e})") from e
     if "kshot" not in header:
@@ -76,7 +77,7 @@ def load(path: str | Path, expect_method: str | None = None) -> tuple[dict[str, 
 
 
 def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def upgrade(tensors: dict[str, torch.Tensor], meta: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -87,7 +88,7 @@ def upgrade(tensors: dict[str, torch.Tensor], meta: dict) -> tuple[dict[str, tor
     for key, value in tensors.items():
         for old, new in (("model.net.0.", "model.net.body."), ("model.net.2.", "model.net.head.")):
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
         renamed[key] = value
     method_args = {k: v for k, v in meta.get("method_args", {}).items() if k != "dim"}
     return renamed, {**meta, "method_args": method_args, "version": VERSION}

@@ -1,12 +1,14 @@
 """Training settings: defaults reproduce the paper's Omniglot setup; a TOML/JSON file
 or command-line flags override them."""
+
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
+
+import tomllib
 
 from ..errors import ConfigError
 
@@ -48,8 +50,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.val_split == "none":  # TOML has no null: "none" means no validation
             self.val_split = None
-        for name in ("way", "query", "episodes", "lr_step", "val_way", "val_query", "val_episodes", "val_every", "log_every", "image_size",
-                     "meta_batch"):
+        for name in (
+            "way",
+            "query",
+            "episodes",
+            "lr_step",
+            "val_way",
+            "val_query",
+            "val_episodes",
+            "val_every",
+            "log_every",
+            "image_size",
+            "meta_batch",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.shot < 0 or self.lr <= 0:
@@ -83,7 +96,8 @@ def check_settings(values: dict, source: str) -> None:
     for name, value in values.items():
         kind = str(types[name])
         allowed: tuple[type, ...] = {"int": (int,), "float": (int, float), "str": (str,), "dict": (dict,)}[
-            kind.split(" | ")[0]]
+            kind.split(" | ")[0]
+        ]
         if value is None and "None" in kind:
             continue
         if isinstance(value, bool) or not isinstance(value, allowed):
@@ -100,7 +114,9 @@ def read_config(name_or_path: str | Path) -> dict:
     as the TrainConfig fields), checked against the trainer's settings."""
     p = Path(name_or_path)
     if not p.exists() and p.suffix == "" and str(name_or_path) in preset_names():
-        return parse_config(files("kshot.configs").joinpath(f"{name_or_path}.toml").read_text(), f"preset {name_or_path}", ".toml")
+        return parse_config(
+            files("kshot.configs").joinpath(f"{name_or_path}.toml").read_text(), f"preset {name_or_path}", ".toml"
+        )
     if not p.exists():
         raise ConfigError(f"no config file {p} and no preset of that name; presets: {', '.join(preset_names())}")
     try:

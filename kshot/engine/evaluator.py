@@ -1,4 +1,5 @@
 """Evaluation over many episodes: mean accuracy and its 95% confidence interval."""
+
 from __future__ import annotations
 
 import math
@@ -41,13 +42,24 @@ def summarize(accuracies: Tensor, seconds: float) -> EvalResult:
 
 @torch.no_grad()
 def embed_all(learner: MetricLearner, dataset: ClassIndexedDataset, batch_size: int = 1000) -> Tensor:
-    parts = [learner.embed(dataset.fetch(torch.arange(i, min(i + batch_size, len(dataset)))))
-             for i in range(0, len(dataset), batch_size)]
+    parts = [
+        learner.embed(dataset.fetch(torch.arange(i, min(i + batch_size, len(dataset)))))
+        for i in range(0, len(dataset), batch_size)
+    ]
     return torch.cat(parts)
 
 
-def evaluate(learner: Learner, dataset: ClassIndexedDataset, way: int, shot: int, query: int = 15,
-             episodes: int = 1000, seed: int = 0, reuse_features: bool = True, progress: bool = True) -> EvalResult:
+def evaluate(
+    learner: Learner,
+    dataset: ClassIndexedDataset,
+    way: int,
+    shot: int,
+    query: int = 15,
+    episodes: int = 1000,
+    seed: int = 0,
+    reuse_features: bool = True,
+    progress: bool = True,
+) -> EvalResult:
     """Accuracy on `episodes` seeded test episodes. Metric learners embed each image once
     (`reuse_features`), then every episode is indexing and a small matrix product."""
     sampler = episode_sampler(dataset, way, shot, query, episodes, seed)
@@ -62,7 +74,9 @@ def evaluate(learner: Learner, dataset: ClassIndexedDataset, way: int, shot: int
         if features is not None:
             idx = torch.from_numpy(sampler.draw(i)[1])
             with torch.no_grad():
-                logits = learner.head(features[idx[:, :shot].reshape(-1)], s_labels, way)(features[idx[:, shot:].reshape(-1)])
+                logits = learner.head(features[idx[:, :shot].reshape(-1)], s_labels, way)(
+                    features[idx[:, shot:].reshape(-1)]
+                )
         else:
             task = sampler.task(dataset, i)
             # No no_grad here: optimization-based learners differentiate inside adapt.

@@ -1,5 +1,6 @@
 """Verification training as a task family of the one trainer: a Siamese network on balanced
 same/different pairs (not episodes), and the pair accuracy it is judged by."""
+
 from __future__ import annotations
 
 import torch
@@ -33,11 +34,17 @@ class Pairs:
 
 
 @torch.no_grad()
-def pair_accuracy(net: SiameseNet, dataset: ClassIndexedDataset, n_pairs: int = 10000, seed: int = 1) -> tuple[float, float]:
+def pair_accuracy(
+    net: SiameseNet, dataset: ClassIndexedDataset, n_pairs: int = 10000, seed: int = 1
+) -> tuple[float, float]:
     """(accuracy %, 95% CI %) of the 'same class' decision (P > 0.5) on balanced pairs."""
     net.eval()
     first, second, same = balanced_pairs(dataset, n_pairs, seed)
-    correct = torch.cat([(pair_logits(net, dataset, first[i:i + 2000], second[i:i + 2000]) > 0) == same[i:i + 2000]
-                         for i in range(0, n_pairs, 2000)]).double()
+    correct = torch.cat(
+        [
+            (pair_logits(net, dataset, first[i : i + 2000], second[i : i + 2000]) > 0) == same[i : i + 2000]
+            for i in range(0, n_pairs, 2000)
+        ]
+    ).double()
     mean = correct.mean().item()
     return 100 * mean, 100 * 1.96 * (mean * (1 - mean) / n_pairs) ** 0.5

@@ -1,5 +1,6 @@
 """What a resumable run keeps besides the weights: the optimizer state as flat tensors, the log,
 and a stop flag that SIGINT/SIGTERM set (used by the one trainer)."""
+
 from __future__ import annotations
 
 import json

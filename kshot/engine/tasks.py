@@ -5,6 +5,7 @@ follows exactly the path an uninterrupted one would. Classification episodes are
 family; sine-wave regression (regression/sinusoid.py) and same/different pairs (pairs.py)
 are others, trained by the same loop with the same checkpoints.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

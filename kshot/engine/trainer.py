@@ -11,6 +11,7 @@ JSON copies, and `log.jsonl`. Batch i is a pure function of (seed, i), so a resu
 exactly the path an uninterrupted one would. `Trainer.from_config` builds everything from names
 (the command line's way in).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,13 +34,23 @@ from .tasks import Episodes, TaskFamily
 
 
 class Trainer:
-    def __init__(self, learner: Learner, train_set: ClassIndexedDataset | TaskFamily,
-                 val_set: ClassIndexedDataset | None, settings: TrainConfig, out_dir: str | Path,
-                 meta: dict | None = None, progress: bool = True):
+    def __init__(
+        self,
+        learner: Learner,
+        train_set: ClassIndexedDataset | TaskFamily,
+        val_set: ClassIndexedDataset | None,
+        settings: TrainConfig,
+        out_dir: str | Path,
+        meta: dict | None = None,
+        progress: bool = True,
+    ):
         s = self.settings = settings
         self.learner, self.out, self.progress = learner, Path(out_dir), progress
-        self.tasks = Episodes(train_set, s.way, s.shot, s.query, s.seed) if isinstance(train_set, ClassIndexedDataset) \
+        self.tasks = (
+            Episodes(train_set, s.way, s.shot, s.query, s.seed)
+            if isinstance(train_set, ClassIndexedDataset)
             else train_set
+        )
         self.val_set = val_set
         if val_set is not None:  # fail now, not after an hour of training
             episode_sampler(val_set, s.val_way, self.val_shot, s.val_query, 1)
@@ -48,18 +59,23 @@ class Trainer:
         optimizer = torch.optim.Adam if s.optimizer == "adam" else torch.optim.SGD
         self.optimizer = optimizer(learner.parameters(), lr=s.lr)
         if s.lr_schedule == "linear":
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: max(0.0, 1 - step / s.episodes))
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda step: max(0.0, 1 - step / s.episodes)
+            )
         else:
             self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, s.lr_step, s.lr_gamma)
         self.episode, self.best_val, self.train_seconds = 0, -1.0, 0.0
         self.window = [0.0, 0.0, 0]  # loss sum, accuracy sum, steps since the last log row
 
     @classmethod
-    def from_config(cls, config: TrainConfig, out_dir: str | Path, progress: bool = True,
-                    allow_download: bool = True) -> Trainer:
+    def from_config(
+        cls, config: TrainConfig, out_dir: str | Path, progress: bool = True, allow_download: bool = True
+    ) -> Trainer:
         """Load the named data sets, build the named learner (seeded), and a trainer for them."""
         c = config
-        load = lambda split: load_dataset(c.dataset, split, c.protocol, c.data_dir, c.image_size, allow_download, c.channels)
+        load = lambda split: load_dataset(
+            c.dataset, split, c.protocol, c.data_dir, c.image_size, allow_download, c.channels
+        )
         train_set = load(c.train_split)
         val_set = load(c.val_split) if c.val_split else None
         torch.manual_seed(c.seed)
@@ -77,8 +93,13 @@ class Trainer:
     # ---- saving and resuming -------------------------------------------------------
     def _save(self, name: str, with_optimizer: bool) -> None:
         tensors = {f"model.{k}": v for k, v in self.learner.state_dict().items()}
-        meta = {**self.meta, "episode": self.episode, "best_val_accuracy": self.best_val,
-                "train_seconds": round(self.train_seconds, 1), "log_window": self.window}
+        meta = {
+            **self.meta,
+            "episode": self.episode,
+            "best_val_accuracy": self.best_val,
+            "train_seconds": round(self.train_seconds, 1),
+            "log_window": self.window,
+        }
         if with_optimizer:
             opt_tensors, opt_info = optimizer_tensors(self.optimizer)
             tensors |= opt_tensors
@@ -99,8 +120,10 @@ class Trainer:
         ours.pop("episodes"), theirs.pop("episodes")  # extending a run is allowed
         if ours != theirs:
             changed = sorted(k for k in ours if ours[k] != theirs.get(k))
-            raise CheckpointError(f"{path} was trained with other settings ({', '.join(changed)}); "
-                                  "use the same settings to resume, or a new --out directory")
+            raise CheckpointError(
+                f"{path} was trained with other settings ({', '.join(changed)}); "
+                "use the same settings to resume, or a new --out directory"
+            )
         self.learner.load_state_dict(checkpoint.split_prefix(tensors, "model."))
         restore_optimizer(self.optimizer, tensors, meta["optimizer"])
         self.scheduler.load_state_dict(meta["scheduler"])
@@ -125,8 +148,16 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------
     def validate(self):
         s = self.settings
-        return evaluate(self.learner, self.val_set, s.val_way, self.val_shot, s.val_query, s.val_episodes,
-                        seed=s.seed + 1, progress=False)
+        return evaluate(
+            self.learner,
+            self.val_set,
+            s.val_way,
+            self.val_shot,
+            s.val_query,
+            s.val_episodes,
+            seed=s.seed + 1,
+            progress=False,
+        )
 
     def _step(self) -> dict | None:
         """One optimizer step; returns the log row to write, if any."""
@@ -163,7 +194,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.learner.train()
         last_save = time.perf_counter()
-        bar = tqdm(total=s.episodes, initial=self.episode, desc=f"train {self.learner.method}", disable=not self.progress)
+        bar = tqdm(
+            total=s.episodes, initial=self.episode, desc=f"train {self.learner.method}", disable=not self.progress
+        )
         try:
             with stop_requests() as flag:
                 while self.episode < s.episodes:
@@ -174,8 +207,11 @@ class Trainer:
                     if row:
                         self._log(row)
                         self._show(bar, row)
-                    if (self.episode % s.val_every == 0 or self.episode == s.episodes
-                            or time.perf_counter() - last_save > s.checkpoint_seconds):
+                    if (
+                        self.episode % s.val_every == 0
+                        or self.episode == s.episodes
+                        or time.perf_counter() - last_save > s.checkpoint_seconds
+                    ):
                         self._save("last", with_optimizer=True)
                         last_save = time.perf_counter()
         except KeyboardInterrupt:
@@ -190,7 +226,9 @@ class Trainer:
 
     def _show(self, bar: tqdm, row: dict) -> None:
         if "loss" in row:
-            bar.set_postfix({"loss": f"{row['loss']:.3f}"} | ({"acc": f"{row['accuracy']:.1f}"} if "accuracy" in row else {}))
+            bar.set_postfix(
+                {"loss": f"{row['loss']:.3f}"} | ({"acc": f"{row['accuracy']:.1f}"} if "accuracy" in row else {})
+            )
         if "val_accuracy" in row:
             best = " (best so far: saved)" if row.get("saved_best") else ""
             bar.write(f"step {self.episode}: val {row['val_accuracy']:.2f} +- {row['val_ci95']:.2f}%{best}")

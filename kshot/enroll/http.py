@@ -6,10 +6,10 @@ dimensions; a rejected upload gets a 4xx with a message and changes nothing.
 OpenAPI docs are at /docs. (No `from __future__ import annotations` here: FastAPI reads the
 parameter annotations at run time.)
 """
+
 import hmac
 import io
 from pathlib import Path
-from typing import Optional
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -26,9 +26,11 @@ PAGE = Path(__file__).with_name("static") / "index.html"
 def create_app(enroller: Enroller, token: str, max_files: int = MAX_FILES):
     if not token:
         raise KshotError("the service needs a token for writes: pass --token or set KSHOT_TOKEN")
-    app = FastAPI(title="kshot enrollment service",
-                  description="Enroll classes from a few images and identify new images, with a trained "
-                              "metric learner and a SQLite store. Writes need `Authorization: Bearer <token>`.")
+    app = FastAPI(
+        title="kshot enrollment service",
+        description="Enroll classes from a few images and identify new images, with a trained "
+        "metric learner and a SQLite store. Writes need `Authorization: Bearer <token>`.",
+    )
     store = enroller.store
 
     @app.exception_handler(KshotError)
@@ -36,11 +38,14 @@ def create_app(enroller: Enroller, token: str, max_files: int = MAX_FILES):
         status = getattr(exc, "status", 400)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    def require_token(authorization: Optional[str] = Header(default=None)) -> None:
+    def require_token(authorization: str | None = Header(default=None)) -> None:
         given = (authorization or "").removeprefix("Bearer ").strip()
         if not given or not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "this request changes the store: send `Authorization: Bearer <token>`",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "this request changes the store: send `Authorization: Bearer <token>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def read_uploads(files: list[UploadFile]) -> tuple[list[bytes], list[str]]:
         if not files:
@@ -64,8 +69,10 @@ def create_app(enroller: Enroller, token: str, max_files: int = MAX_FILES):
 
     @app.get("/classes")
     def list_classes():
-        return [{"name": c["name"], "examples": c["examples"],
-                 "example_ids": store.example_ids(c["name"])} for c in store.classes()]
+        return [
+            {"name": c["name"], "examples": c["examples"], "example_ids": store.example_ids(c["name"])}
+            for c in store.classes()
+        ]
 
     @app.post("/classes", status_code=201, dependencies=[Depends(require_token)])
     def enroll(name: str = Form(...), images: list[UploadFile] = File(...)):
@@ -84,7 +91,7 @@ def create_app(enroller: Enroller, token: str, max_files: int = MAX_FILES):
         return {"deleted": name}
 
     @app.post("/identify")
-    def identify(images: list[UploadFile] = File(...), top_k: int = Form(3), threshold: Optional[float] = Form(None)):
+    def identify(images: list[UploadFile] = File(...), top_k: int = Form(3), threshold: float | None = Form(None)):
         data, sources = read_uploads(images)
         return [{"image": s, **r} for s, r in zip(sources, enroller.identify(data, top_k, threshold, sources))]
 

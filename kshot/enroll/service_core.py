@@ -1,6 +1,7 @@
 """What `kshot enroll/identify/classes` and `kshot serve` share: a trained metric learner
 bound to a store. Uploads are checked (size, pixel dimensions, decodability) before any
 write, so a bad image never leaves a half-enrolled class."""
+
 from __future__ import annotations
 
 import io
@@ -48,17 +49,25 @@ def check_image(data: bytes, source: str, max_bytes: int = MAX_IMAGE_BYTES, max_
 
 
 class Enroller:
-    def __init__(self, store: EmbeddingStore | str | Path, model: str | Path,
-                 max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE, for_reembedding: bool = False,
-                 index: str = "exact"):
+    def __init__(
+        self,
+        store: EmbeddingStore | str | Path,
+        model: str | Path,
+        max_bytes: int = MAX_IMAGE_BYTES,
+        max_side: int = MAX_IMAGE_SIDE,
+        for_reembedding: bool = False,
+        index: str = "exact",
+    ):
         self.store = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
         if index not in ("exact", "faiss"):
             raise KshotError(f"index must be 'exact' or 'faiss', not {index!r}")
         self.index = index
         self.learner, meta = load_learner(model)
         if not isinstance(self.learner, MetricLearner):
-            raise KshotError(f"{model} is a {meta['method']} model; enrollment needs a metric learner "
-                             "(protonet, matching, relation, siamese, triplet) whose embeddings can be stored")
+            raise KshotError(
+                f"{model} is a {meta['method']} model; enrollment needs a metric learner "
+                "(protonet, matching, relation, siamese, triplet) whose embeddings can be stored"
+            )
         data = meta.get("data", {})
         self.size, self.channels = int(data.get("image_size", 28)), int(data.get("channels", 1))
         self.max_bytes, self.max_side = max_bytes, max_side
@@ -72,10 +81,13 @@ class Enroller:
             self.store.bind_model(self.fingerprint, int(probe[0].numel()), self.description)
         self._scorer: tuple[int, object] | None = None
         self._ann: tuple[int, list[str], object] | None = None
-        if index == "faiss" and not (isinstance(self.learner, PrototypeLearner)
-                                     and self.learner.prototype_metric == "squared_euclidean"):
-            raise KshotError(f"the faiss index serves models that score by squared Euclidean distance to class "
-                             f"prototypes (protonet, triplet); this {meta['method']} model does not: use --index exact")
+        if index == "faiss" and not (
+            isinstance(self.learner, PrototypeLearner) and self.learner.prototype_metric == "squared_euclidean"
+        ):
+            raise KshotError(
+                f"the faiss index serves models that score by squared Euclidean distance to class "
+                f"prototypes (protonet, triplet); this {meta['method']} model does not: use --index exact"
+            )
 
     # ---- images -> embeddings --------------------------------------------------------
     def embed(self, images: list[bytes], sources: list[str] | None = None) -> np.ndarray:
@@ -89,8 +101,15 @@ class Enroller:
         with self.torch_lock, torch.no_grad():
             return self.learner.embed(x.float().div_(255.0)).flatten(1).numpy()
 
-    def enroll(self, name: str, images: list[bytes], sources: list[str] | None = None, keep_images: bool = True,
-               new_class: bool = False, create: bool = True) -> int:
+    def enroll(
+        self,
+        name: str,
+        images: list[bytes],
+        sources: list[str] | None = None,
+        keep_images: bool = True,
+        new_class: bool = False,
+        create: bool = True,
+    ) -> int:
         """Embed first (any bad image refuses the whole request), then one transaction."""
         embeddings = self.embed(images, sources)
         return self.store.add_examples(name, embeddings, images, keep_images, create=create, must_be_new=new_class)
@@ -106,8 +125,9 @@ class Enroller:
                 classify = self.learner.prototype_classifier(prototypes)
             else:
                 names, emb, labels = self.store.snapshot()
-                classify = self.learner.head(torch.from_numpy(emb).view(-1, *self.feature_shape),
-                                             torch.from_numpy(labels), len(names))
+                classify = self.learner.head(
+                    torch.from_numpy(emb).view(-1, *self.feature_shape), torch.from_numpy(labels), len(names)
+                )
             self._scorer = (gen, names, classify)
         return self._scorer[1], self._scorer[2]
 
@@ -149,8 +169,9 @@ class Enroller:
             best = classify(features.view(-1, *self.feature_shape)).topk(min(k, len(names)), dim=1)
         return names, best.values.tolist(), best.indices.tolist()
 
-    def identify(self, images: list[bytes], top_k: int = 3, threshold: float | None = None,
-                 sources: list[str] | None = None) -> list[dict]:
+    def identify(
+        self, images: list[bytes], top_k: int = 3, threshold: float | None = None, sources: list[str] | None = None
+    ) -> list[dict]:
         """Per image: the best class (or "unknown" when its score is below the threshold) and the top k."""
         if threshold is None:
             stored = self.store.get_meta("threshold")
@@ -162,8 +183,13 @@ class Enroller:
         out = []
         for vals, idx in zip(values, indices):
             known = threshold is None or vals[0] >= threshold
-            out.append({"name": names[idx[0]] if known else "unknown", "score": vals[0],
-                        "candidates": [{"name": names[i], "score": v} for v, i in zip(vals, idx)]})
+            out.append(
+                {
+                    "name": names[idx[0]] if known else "unknown",
+                    "score": vals[0],
+                    "candidates": [{"name": names[i], "score": v} for v, i in zip(vals, idx)],
+                }
+            )
         return out
 
     def reembed(self) -> int:

@@ -6,15 +6,16 @@ the new state, and an acknowledged write survives a power cut. The store records
 fingerprint of the model whose embeddings it holds and refuses another model's; when the
 original images were kept, `reembed` moves the store to a new model.
 """
+
 from __future__ import annotations
 
 import hashlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -71,8 +72,10 @@ class EmbeddingStore:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
-                self.db.execute("INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) "
-                                "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                self.db.execute(
+                    "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) "
+                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+                )
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -105,15 +108,27 @@ class EmbeddingStore:
             return
         if held != fingerprint:
             kept, total = self._read("SELECT COUNT(image), COUNT(*) FROM examples")[0]
-            hint = (f"`kshot classes --store {self.path} --model NEW reembed` moves it to the new model "
-                    f"({kept} of {total} examples kept their images)" if kept else
-                    "its images were not kept, so it cannot be re-embedded: use the original model")
-            raise StoreError(f"{self.path} holds embeddings of model {self.get_meta('model')} "
-                             f"(fingerprint {held[:12]}), not of this one ({fingerprint[:12]}); {hint}")
+            hint = (
+                f"`kshot classes --store {self.path} --model NEW reembed` moves it to the new model "
+                f"({kept} of {total} examples kept their images)"
+                if kept
+                else "its images were not kept, so it cannot be re-embedded: use the original model"
+            )
+            raise StoreError(
+                f"{self.path} holds embeddings of model {self.get_meta('model')} "
+                f"(fingerprint {held[:12]}), not of this one ({fingerprint[:12]}); {hint}"
+            )
 
     # ---- writes --------------------------------------------------------------------------
-    def add_examples(self, name: str, embeddings: np.ndarray, images: list[bytes], keep_images: bool = True,
-                     create: bool = True, must_be_new: bool = False) -> int:
+    def add_examples(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        images: list[bytes],
+        keep_images: bool = True,
+        create: bool = True,
+        must_be_new: bool = False,
+    ) -> int:
         """Append examples to class `name` (creating it if `create`). Returns the class's example count."""
         name = name.strip()
         if not name:
@@ -131,8 +146,11 @@ class EmbeddingStore:
                 row = (db.execute("INSERT INTO classes (name, created) VALUES (?, ?)", (name, now)).lastrowid,)
             db.executemany(
                 "INSERT INTO examples (class_id, embedding, image_sha256, image, created) VALUES (?, ?, ?, ?, ?)",
-                [(row[0], np.asarray(e, np.float32).tobytes(), image_hash(img), img if keep_images else None, now)
-                 for e, img in zip(embeddings, images)])
+                [
+                    (row[0], np.asarray(e, np.float32).tobytes(), image_hash(img), img if keep_images else None, now)
+                    for e, img in zip(embeddings, images)
+                ],
+            )
             return db.execute("SELECT COUNT(*) FROM examples WHERE class_id = ?", (row[0],)).fetchone()[0]
 
     def bulk_enroll(self, names: list[str], embeddings: np.ndarray) -> None:
@@ -141,8 +159,11 @@ class EmbeddingStore:
         with self.transaction() as db:
             for name, e in zip(names, embeddings):
                 cid = db.execute("INSERT INTO classes (name, created) VALUES (?, ?)", (name, now)).lastrowid
-                db.execute("INSERT INTO examples (class_id, embedding, image_sha256, image, created) "
-                           "VALUES (?, ?, '', NULL, ?)", (cid, np.asarray(e, np.float32).tobytes(), now))
+                db.execute(
+                    "INSERT INTO examples (class_id, embedding, image_sha256, image, created) "
+                    "VALUES (?, ?, '', NULL, ?)",
+                    (cid, np.asarray(e, np.float32).tobytes(), now),
+                )
 
     def delete(self, name: str) -> None:
         with self.transaction() as db:
@@ -156,23 +177,34 @@ class EmbeddingStore:
             if db.execute("UPDATE classes SET name = ? WHERE name = ?", (new.strip(), old)).rowcount == 0:
                 raise StoreError(f"no class named {old!r}", 404)
 
-    def replace_embeddings(self, embeddings: dict[int, np.ndarray], fingerprint: str, dim: int, description: str) -> None:
+    def replace_embeddings(
+        self, embeddings: dict[int, np.ndarray], fingerprint: str, dim: int, description: str
+    ) -> None:
         """Swap every example's embedding and the model record in one transaction (re-embedding)."""
         with self.transaction() as db:
-            db.executemany("UPDATE examples SET embedding = ? WHERE id = ?",
-                           [(np.asarray(e, np.float32).tobytes(), i) for i, e in embeddings.items()])
+            db.executemany(
+                "UPDATE examples SET embedding = ? WHERE id = ?",
+                [(np.asarray(e, np.float32).tobytes(), i) for i, e in embeddings.items()],
+            )
             for k, v in (("model_fingerprint", fingerprint), ("embedding_dim", str(dim)), ("model", description)):
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
 
     # ---- reads ---------------------------------------------------------------------------
     def classes(self) -> list[dict]:
-        rows = self._read("SELECT c.name, COUNT(e.id), MIN(e.id) FROM classes c LEFT JOIN examples e "
-                          "ON e.class_id = c.id GROUP BY c.id ORDER BY c.name")
+        rows = self._read(
+            "SELECT c.name, COUNT(e.id), MIN(e.id) FROM classes c LEFT JOIN examples e "
+            "ON e.class_id = c.id GROUP BY c.id ORDER BY c.name"
+        )
         return [{"name": n, "examples": k, "first_example": first} for n, k, first in rows]
 
     def example_ids(self, name: str) -> list[int]:
-        return [r[0] for r in self._read("SELECT e.id FROM examples e JOIN classes c ON c.id = e.class_id "
-                                         "WHERE c.name = ? ORDER BY e.id", (name,))]
+        return [
+            r[0]
+            for r in self._read(
+                "SELECT e.id FROM examples e JOIN classes c ON c.id = e.class_id WHERE c.name = ? ORDER BY e.id",
+                (name,),
+            )
+        ]
 
     def image(self, example_id: int) -> bytes | None:
         rows = self._read("SELECT image FROM examples WHERE id = ?", (example_id,))
@@ -193,8 +225,11 @@ class EmbeddingStore:
                 ids = {r[0]: i for i, r in enumerate(self.db.execute("SELECT id FROM classes ORDER BY id"))}
                 rows = self.db.execute("SELECT class_id, embedding FROM examples ORDER BY id").fetchall()
                 dim = int(self.get_meta("embedding_dim") or 0)
-                emb = (np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim).copy()
-                       if rows else np.zeros((0, dim), np.float32))
+                emb = (
+                    np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), dim).copy()
+                    if rows
+                    else np.zeros((0, dim), np.float32)
+                )
                 labels = np.fromiter((ids[r[0]] for r in rows), np.int64, len(rows))
                 self._cache = (gen, names, emb, labels)
         return self._cache[1], self._cache[2], self._cache[3]

@@ -54,8 +54,9 @@ class Learner(nn.Module):
     def transductive(self) -> bool:
         return False
 
-    def adapt(self, support: Tensor, support_labels: Tensor, way: int,
-              generator: torch.Generator | None = None) -> Classifier:
+    def adapt(
+        self, support: Tensor, support_labels: Tensor, way: int, generator: torch.Generator | None = None
+    ) -> Classifier:
         """support [n, *input] with labels [n] in 0..way-1 -> a classifier of queries. `generator`
         carries the episode's randomness (`Task.generator()`) to methods that shuffle; without one
         they use a fixed seed."""
@@ -94,8 +95,9 @@ class MetricLearner(Learner):
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
         raise NotImplementedError
 
-    def adapt(self, support: Tensor, support_labels: Tensor, way: int,
-              generator: torch.Generator | None = None) -> Classifier:
+    def adapt(
+        self, support: Tensor, support_labels: Tensor, way: int, generator: torch.Generator | None = None
+    ) -> Classifier:
         classify = self.head(self.embed(support), support_labels, way)
         return lambda query: classify(self.embed(query))
 

@@ -9,6 +9,7 @@ each beat one task at a time spread over all threads (a task's tensors are too s
 well). Results come back in task order, so callers sum them in a fixed order and the result
 does not depend on the number of workers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +30,10 @@ VECTORIZE = ("auto", "vmap", "loop")
 
 def stack_tasks(tasks: Sequence[Task]) -> list[Tensor]:
     """[support, support labels, query, query labels], each stacked over the tasks (for vmap)."""
-    return [torch.stack([getattr(t, name) for t in tasks])
-            for name in ("support", "support_labels", "query", "query_labels")]
+    return [
+        torch.stack([getattr(t, name) for t in tasks])
+        for name in ("support", "support_labels", "query", "query_labels")
+    ]
 
 
 def map_tasks(fn: Callable[[T], R], tasks: Sequence[T], workers: int, functional: Functional) -> Iterator[R]:

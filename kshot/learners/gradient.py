@@ -12,6 +12,7 @@ BatchNorm: the backbone uses `norm="task"`, statistics of the current batch at t
 test time as in MAML. `bn="support"` instead normalises the query with the support statistics,
 so no query statistics leak into a prediction (the method is then not transductive).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -41,9 +42,20 @@ class GradientLearner(Learner):
     vmappable: ClassVar[bool] = True
     """Whether a task's computation may run under torch.func.vmap (the batching strategy asks)."""
 
-    def __init__(self, encoder: nn.Module, way: int, input_shape: Sequence[int], inner_steps: int = 1,
-                 inner_lr: float = 0.4, test_steps: int = 3, first_order: bool = False, bn: str = "transductive",
-                 loss: str = "cross_entropy", vectorize: str = "auto", workers: int = 0):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        way: int,
+        input_shape: Sequence[int],
+        inner_steps: int = 1,
+        inner_lr: float = 0.4,
+        test_steps: int = 3,
+        first_order: bool = False,
+        bn: str = "transductive",
+        loss: str = "cross_entropy",
+        vectorize: str = "auto",
+        workers: int = 0,
+    ):
         super().__init__()
         if bn not in ("transductive", "support"):
             raise ValueError(f"bn must be 'transductive' or 'support', not {bn!r}")
@@ -57,8 +69,9 @@ class GradientLearner(Learner):
         self.inner_steps, self.test_steps, self.inner_lr = inner_steps, test_steps, inner_lr
         self.first_order, self.bn, self.inner_loss = first_order, bn, INNER_LOSSES[loss]
         self.batching = TaskBatching(vectorize, workers)
-        self.net = nn.Sequential(OrderedDict(body=encoder, flatten=nn.Flatten(),
-                                             head=nn.Linear(output_features(encoder, input_shape), way)))
+        self.net = nn.Sequential(
+            OrderedDict(body=encoder, flatten=nn.Flatten(), head=nn.Linear(output_features(encoder, input_shape), way))
+        )
         self.f = Functional(self.net)
 
     @property
@@ -92,11 +105,14 @@ class GradientLearner(Learner):
     # ---- the learner interface ----------------------------------------------------
     def check_way(self, way: int) -> None:
         if way != self.way:
-            raise ConfigError(f"this {self.method} model has a {self.way}-way output layer and cannot classify "
-                              f"{way}-way tasks; evaluate with --way {self.way} or train a {way}-way model")
+            raise ConfigError(
+                f"this {self.method} model has a {self.way}-way output layer and cannot classify "
+                f"{way}-way tasks; evaluate with --way {self.way} or train a {way}-way model"
+            )
 
-    def adapt(self, support: Tensor, support_labels: Tensor, way: int,
-              generator: torch.Generator | None = None) -> Classifier:
+    def adapt(
+        self, support: Tensor, support_labels: Tensor, way: int, generator: torch.Generator | None = None
+    ) -> Classifier:
         self.check_way(way)
         params = self.f.params()
         if not self.training:  # no outer step will follow: no graph through the initialisation
@@ -104,8 +120,9 @@ class GradientLearner(Learner):
         adapted = self.adapt_weights(params, support, support_labels, generator)
         return lambda query: self.predict(adapted, support, query)
 
-    def adapt_weights(self, params: Params, support: Tensor, labels: Tensor,
-                      generator: torch.Generator | None = None) -> Params:
+    def adapt_weights(
+        self, params: Params, support: Tensor, labels: Tensor, generator: torch.Generator | None = None
+    ) -> Params:
         """The inner loop `adapt` runs: `inner_steps` in training, `test_steps` at test."""
         return self.inner_loop(params, support, labels, self.inner_steps if self.training else self.test_steps)
 

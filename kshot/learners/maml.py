@@ -5,6 +5,7 @@ adapt: a few gradient steps from the learned initialisation on the support loss;
 classifier is the network with the adapted weights. Meta-training back-propagates the query
 loss through those steps (second order unless `first_order`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,7 +44,9 @@ class MetaSGD(GradientLearner):
     def __init__(self, encoder: nn.Module, inner_lr: float = 0.1, test_steps: int = 1, **options):
         super().__init__(encoder, inner_lr=inner_lr, test_steps=test_steps, **options)
         # A ParameterList in the order of net's parameters (names with dots cannot key a ParameterDict).
-        self.step_size_list = nn.ParameterList([nn.Parameter(torch.full_like(p, inner_lr)) for p in self.net.parameters()])
+        self.step_size_list = nn.ParameterList(
+            [nn.Parameter(torch.full_like(p, inner_lr)) for p in self.net.parameters()]
+        )
 
     def step_sizes(self) -> LearningRate:
         return dict(zip(self.f.params(), self.step_size_list))
@@ -60,7 +63,7 @@ class ANIL(GradientLearner):
         return [f"head.{name}" for name, _ in self.net.head.named_parameters()]
 
     def inner_loop(self, params: Params, support: Tensor, labels: Tensor, steps: int) -> Params:
-        body = {name[len("body."):]: v for name, v in params.items() if name.startswith("body.")}
+        body = {name[len("body.") :]: v for name, v in params.items() if name.startswith("body.")}
         features = torch.func.functional_call(self.f.module.body, body, (support,)).flatten(1)
         loss_of = lambda p: self.inner_loss(F.linear(features, p["head.weight"], p["head.bias"]), labels)
         return gradient_steps(loss_of, params, steps, self.step_sizes(), self.first_order, self.adapted_names())

@@ -10,6 +10,7 @@ attention LSTM for `fce_steps` steps (paper, appendix A.2). As in common
 reimplementations, the read-out r is added to the LSTM's hidden state rather
 than concatenated with it, which keeps the state size equal to the embedding size.
 """
+
 from __future__ import annotations
 
 import torch
@@ -56,8 +57,14 @@ class QueryAttentionLSTM(nn.Module):
 class MatchingNet(MetricLearner):
     needs_input_shape = True  # the context LSTMs are as wide as the embedding
 
-    def __init__(self, encoder: nn.Module, input_shape: list[int], fce: bool = False, fce_steps: int = 5,
-                 learn_scale: bool = True):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        input_shape: list[int],
+        fce: bool = False,
+        fce_steps: int = 5,
+        learn_scale: bool = True,
+    ):
         super().__init__(encoder)
         dim = output_features(encoder, input_shape)
         self.fce = fce

@@ -10,12 +10,12 @@ linear in [its hidden state, theta, previous gate]. The initial cell state is th
 learned initialisation. As in the paper, the gradients the meta-learner reads are treated
 as inputs (no second derivatives), and BatchNorm uses batch statistics.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .functional import Params, gradient_and_value

@@ -4,6 +4,7 @@ adapt: embed the support, average each class into a prototype.
 classify: logits are minus the squared Euclidean distance to each prototype
 (or a scaled cosine similarity, as an option).
 """
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ relation module scores each (query, class) pair of concatenated maps with two
 conv blocks and two fully connected layers ending in a sigmoid. Trained with
 the paper's mean squared error against one-hot targets.
 """
+
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -26,9 +27,12 @@ class RelationModule(nn.Module):
         super().__init__()
         # On 28x28 Omniglot the maps are already 1x1 here, so the adaptive pool is the identity;
         # it lets other image sizes use the same fully connected layers.
-        self.convs = nn.Sequential(conv_block(2 * in_channels, channels), conv_block(channels, channels),
-                                   nn.AdaptiveMaxPool2d(fc_spatial))
-        self.fc = nn.Sequential(nn.Linear(channels * fc_spatial ** 2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+        self.convs = nn.Sequential(
+            conv_block(2 * in_channels, channels), conv_block(channels, channels), nn.AdaptiveMaxPool2d(fc_spatial)
+        )
+        self.fc = nn.Sequential(
+            nn.Linear(channels * fc_spatial**2, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1)
+        )
 
     def forward(self, pairs: Tensor) -> Tensor:
         return torch.sigmoid(self.fc(self.convs(pairs).flatten(1))).squeeze(1)
@@ -51,8 +55,10 @@ class RelationNet(MetricLearner):
 
         def classify(query_features: Tensor) -> Tensor:
             q, k = query_features.shape[0], classes.shape[0]
-            pairs = torch.cat([classes.unsqueeze(0).expand(q, -1, -1, -1, -1),
-                               query_features.unsqueeze(1).expand(-1, k, -1, -1, -1)], dim=2)
+            pairs = torch.cat(
+                [classes.unsqueeze(0).expand(q, -1, -1, -1, -1), query_features.unsqueeze(1).expand(-1, k, -1, -1, -1)],
+                dim=2,
+            )
             return self.relation(pairs.flatten(0, 1)).view(q, k)
 
         return classify

@@ -21,6 +21,7 @@ training (they are saved with the weights, and test-time adaptation starts from 
 that a meta-batch's result does not depend on the order its tasks run in, every task of a
 meta-batch starts from the same moments, and the next meta-batch from their mean.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,19 @@ class Reptile(GradientLearner):
     # states it, is the default.)
     paper_preset = "paper-reptile"
 
-    def __init__(self, encoder: nn.Module, inner_steps: int = 5, inner_lr: float = 0.1, test_steps: int = 50,
-                 inner_batch: int = 0, test_batch: int = 0, inner_optimizer: str = "sgd",
-                 adam_beta2: float = 0.999, adam_eps: float = 1e-8, **options):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        inner_steps: int = 5,
+        inner_lr: float = 0.1,
+        test_steps: int = 50,
+        inner_batch: int = 0,
+        test_batch: int = 0,
+        inner_optimizer: str = "sgd",
+        adam_beta2: float = 0.999,
+        adam_eps: float = 1e-8,
+        **options,
+    ):
         if inner_batch < 0 or test_batch < 0:
             raise ValueError("inner_batch and test_batch must be >= 0 (0: the whole support set)")
         if inner_optimizer not in ("sgd", "adam"):
@@ -54,10 +65,12 @@ class Reptile(GradientLearner):
         if inner_optimizer == "adam":
             self.adam_state = AdamMoments(self.f.params())
 
-    def train_task(self, params: Params, support: Tensor, labels: Tensor, steps: int,
-                   batches: list[Tensor] | None) -> tuple[Params, Params]:
+    def train_task(
+        self, params: Params, support: Tensor, labels: Tensor, steps: int, batches: list[Tensor] | None
+    ) -> tuple[Params, Params]:
         """phi after `steps` steps on the support set (one per index batch of `batches` when
         given), and with Adam the second moments it ended with (none with SGD: {}, which vmap accepts)."""
+
         def batch_of(i: int) -> tuple[Tensor, Tensor]:
             return (support, labels) if batches is None else (support[batches[i]], labels[batches[i]])
 
@@ -71,18 +84,25 @@ class Reptile(GradientLearner):
         moments, t, b2 = self.adam_state.moments(), self.adam_state.count(), self.adam_beta2
         for i in range(steps):
             x, y = batch_of(i)
-            grads, _ = gradient_and_value(lambda p, x=x, y=y: self.inner_loss(self.f(p, x), y), params, create_graph=False)
+            grads, _ = gradient_and_value(
+                lambda p, x=x, y=y: self.inner_loss(self.f(p, x), y), params, create_graph=False
+            )
             t += 1
             moments = {k: b2 * moments[k] + (1 - b2) * g * g for k, g in grads.items()}
-            correction = math.sqrt(1 - b2 ** t)
-            params = {k: params[k] - self.inner_lr * grads[k] / (moments[k].sqrt() / correction + self.adam_eps)
-                      for k in params}
+            correction = math.sqrt(1 - b2**t)
+            params = {
+                k: params[k] - self.inner_lr * grads[k] / (moments[k].sqrt() / correction + self.adam_eps)
+                for k in params
+            }
         return params, moments
 
-    def adapt_weights(self, params: Params, support: Tensor, labels: Tensor,
-                      generator: torch.Generator | None = None) -> Params:
+    def adapt_weights(
+        self, params: Params, support: Tensor, labels: Tensor, generator: torch.Generator | None = None
+    ) -> Params:
         steps, batch = (self.inner_steps, self.inner_batch) if self.training else (self.test_steps, self.test_batch)
-        return self.train_task(params, support, labels, steps, batch_order(generator, support.shape[0], steps, batch))[0]
+        return self.train_task(params, support, labels, steps, batch_order(generator, support.shape[0], steps, batch))[
+            0
+        ]
 
     def meta_step(self, tasks: list[Task]) -> tuple[float, Tensor]:
         """theta.grad += theta - mean(phi), phi each task's adapted weights (no graph is kept)."""
@@ -98,8 +118,7 @@ class Reptile(GradientLearner):
 
         if self.batching.uses_vmap(self.net, len(tasks), self.vmappable):  # one batch order: the first task's
             batches = order(tasks[0])
-            phis, moments, losses, logits = self.batching.vmapped(
-                lambda *a: adapt_and_score(batches, *a), start, tasks)
+            phis, moments, losses, logits = self.batching.vmapped(lambda *a: adapt_and_score(batches, *a), start, tasks)
         else:
             one = lambda t: adapt_and_score(order(t), start, t.support, t.support_labels, t.query, t.query_labels)
             outs = list(self.batching.each(one, tasks, self.net, self.f))
@@ -144,4 +163,4 @@ def batch_order(generator: torch.Generator | None, n: int, steps: int, batch: in
         return None
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     order = torch.cat([torch.randperm(n, generator=g) for _ in range(-(-steps * batch // n))])
-    return [order[i * batch:(i + 1) * batch] for i in range(steps)]
+    return [order[i * batch : (i + 1) * batch] for i in range(steps)]

@@ -7,6 +7,7 @@ positive and the negative pairs weighted equally, which balances them as
 sampling equal numbers would, without the sampling noise. For a few-shot task
 each class scores as its best-matching support item.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,9 @@ class SiameseNet(MetricLearner):
 
     def __init__(self, encoder: nn.Module, input_shape: list[int]):
         super().__init__(encoder)
-        self.pair_head = nn.Linear(output_features(encoder, input_shape), 1)  # the weighted L1 distance; sigmoid gives P(same)
+        self.pair_head = nn.Linear(
+            output_features(encoder, input_shape), 1
+        )  # the weighted L1 distance; sigmoid gives P(same)
 
     def same_logits(self, a: Tensor, b: Tensor) -> Tensor:
         """Pre-sigmoid 'same class' score of embeddings a and b (broadcast against each other)."""

@@ -5,6 +5,7 @@ its class, negatives those of the other classes. The loss averages
 max(0, d(a, p) - d(a, n) + margin) over all such triplets, with squared
 Euclidean distances between L2-normalised embeddings.
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -27,7 +28,6 @@ def triplet_loss(anchors: Tensor, anchor_labels: Tensor, others: Tensor, other_l
 
 @METHODS.register("triplet")
 class TripletNet(PrototypeLearner):
-
     def __init__(self, encoder: nn.Module, margin: float = 0.2):
         super().__init__(encoder)
         self.margin = margin

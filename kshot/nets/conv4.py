@@ -3,6 +3,7 @@
 
 `norm="batch"` keeps running statistics for test time (metric methods); `norm="task"`
 always normalises with the statistics of the current batch, as MAML does (see norm.py)."""
+
 from __future__ import annotations
 
 import torch
@@ -23,13 +24,23 @@ def conv_block(in_channels: int, out_channels: int, pool: bool = True, norm: str
 
 
 class Conv4(nn.Module):
-    def __init__(self, in_channels: int = 1, hidden: int = 64, out_channels: int = 64, depth: int = 4,
-                 pooled_blocks: int | None = None, flatten: bool = True, norm: str = "batch",
-                 channels_last: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        hidden: int = 64,
+        out_channels: int = 64,
+        depth: int = 4,
+        pooled_blocks: int | None = None,
+        flatten: bool = True,
+        norm: str = "batch",
+        channels_last: bool = True,
+    ):
         super().__init__()
         pooled = depth if pooled_blocks is None else pooled_blocks
         widths = [in_channels] + [hidden] * (depth - 1) + [out_channels]
-        self.blocks = nn.Sequential(*[conv_block(widths[i], widths[i + 1], pool=i < pooled, norm=norm) for i in range(depth)])
+        self.blocks = nn.Sequential(
+            *[conv_block(widths[i], widths[i + 1], pool=i < pooled, norm=norm) for i in range(depth)]
+        )
         self.flatten = flatten
         self.num_features = out_channels  # channels of the output maps (the width when they are 1x1)
         # Channels-last runs the oneDNN convolutions without layout conversions (1.3-1.8x on CPU).

@@ -1,4 +1,5 @@
 """Fully connected networks: the twin of the MNIST Siamese example, the sinusoid regressor's body."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -28,8 +29,15 @@ class MLP(nn.Module):
 
 
 @BACKBONES.register("mlp")
-def mlp(in_features: int = 784, hidden: list[int] | None = None, out_features: int | None = 128, dropout: float = 0.1,
-        in_channels: int | None = None, norm: str = "none", channels_last: bool = False) -> MLP:
+def mlp(
+    in_features: int = 784,
+    hidden: list[int] | None = None,
+    out_features: int | None = 128,
+    dropout: float = 0.1,
+    in_channels: int | None = None,
+    norm: str = "none",
+    channels_last: bool = False,
+) -> MLP:
     # The options every backbone takes are accepted: in_channels (the flattened input is sized by
     # in_features), norm (an MLP has no normalisation layer), channels_last (no feature maps).
     return MLP(in_features, [128, 128] if hidden is None else list(hidden), out_features, dropout)

@@ -13,11 +13,12 @@ Under `torch.func.vmap` that kernel gives wrong second-order gradients (measured
 2.13), so code that vmaps over tasks wraps the call in `vmap_safe()`, and the layer then
 computes the statistics with plain tensor operations, which differentiate exactly.
 """
+
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """The one place that asks a backbone what it outputs: learners size their layers from this."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,5 +1,6 @@
 """The MAML paper's figure 2: on a held-out sine wave, the curves of the meta-learned and
 the pretrained regressor after 1 and 10 gradient steps on K points, against the truth."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,14 @@ def plot_sinusoid(models: dict[int, dict[str, GradientLearner]], path: str | Pat
             for steps, style in ((0, ":"), (1, "--"), (10, "-")):
                 curve = adapted_curve(models[k][kind], b.support_x[0], b.support_y[0], grid, steps)
                 ax.plot(grid[:, 0], curve, style, label=f"after {steps} step{'s' if steps != 1 else ''}")
-            ax.scatter(b.support_x[0, :, 0], b.support_y[0, :, 0], marker="^", color="crimson", zorder=3,
-                       label=f"{k} points used for gradient")
+            ax.scatter(
+                b.support_x[0, :, 0],
+                b.support_y[0, :, 0],
+                marker="^",
+                color="crimson",
+                zorder=3,
+                label=f"{k} points used for gradient",
+            )
             ax.set_title(f"{'MAML' if kind == 'maml' else 'pretrained, fine-tuned'}, K={k}")
             ax.set_ylim(-6, 6)
             if row == 0 and col == 0:

@@ -4,6 +4,7 @@ The classes are a few characters of one alphabet (unrotated); each image is
 classified by the learner's own head against `shot` support images per class,
 and misclassified points are marked.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,13 +28,22 @@ def pick_classes(dataset: ClassIndexedDataset, alphabet: str | None, count: int)
     chosen = [i for i in unrotated if names[i].split("/")[0] == alphabet][:count]
     if len(chosen) < 2:
         alphabets = sorted({names[i].split("/")[0] for i in unrotated})
-        raise KshotError(f"alphabet {alphabet!r} has fewer than 2 classes here; choose one of: {', '.join(alphabets[:30])}")
+        raise KshotError(
+            f"alphabet {alphabet!r} has fewer than 2 classes here; choose one of: {', '.join(alphabets[:30])}"
+        )
     return chosen
 
 
 @torch.no_grad()
-def plot_tsne(learner: MetricLearner, dataset: ClassIndexedDataset, out: str | Path, alphabet: str | None = None,
-              classes: int = 10, shot: int = 5, seed: int = 0) -> dict:
+def plot_tsne(
+    learner: MetricLearner,
+    dataset: ClassIndexedDataset,
+    out: str | Path,
+    alphabet: str | None = None,
+    classes: int = 10,
+    shot: int = 5,
+    seed: int = 0,
+) -> dict:
     """Write the PNG; return counts of points and misclassified points."""
     import matplotlib
 
@@ -60,8 +70,15 @@ def plot_tsne(learner: MetricLearner, dataset: ClassIndexedDataset, out: str | P
         m = (labels == c).numpy()
         ax.scatter(points[m, 0], points[m, 1], s=22, color=cmap(c % cmap.N), label=subset.class_names[c].split("/")[1])
     w = wrong.numpy()
-    ax.scatter(points[w, 0], points[w, 1], s=90, facecolors="none", edgecolors="black", linewidths=1.5,
-               label=f"misclassified ({int(w.sum())})")
+    ax.scatter(
+        points[w, 0],
+        points[w, 1],
+        s=90,
+        facecolors="none",
+        edgecolors="black",
+        linewidths=1.5,
+        label=f"misclassified ({int(w.sum())})",
+    )
     ax.set_title(f"{learner.method}: t-SNE of {subset.class_names[0].split('/')[0]} ({way} characters), {shot}-shot")
     ax.legend(fontsize=7, loc="best")
     ax.set_xticks([])

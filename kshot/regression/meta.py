@@ -7,6 +7,7 @@ Paper settings (Finn et al. 2017, section 5.1): MSE loss, one inner step of 0.01
 points, meta-batch 25, Adam 1e-3, 70,000 iterations; at test time 1 or 10 steps of 0.01.
 Tasks run under torch.func.vmap (a small MLP: no BatchNorm, and vmap pays here).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -39,14 +40,34 @@ class RegressionRun:
     seed: int = 0
 
     def method_args(self) -> dict:
-        return {"way": 1, "input_shape": [1], "loss": "mse", "inner_lr": self.inner_lr, "vectorize": "vmap",
-                "inner_steps": self.inner_steps if self.kind == "maml" else 0}
+        return {
+            "way": 1,
+            "input_shape": [1],
+            "loss": "mse",
+            "inner_lr": self.inner_lr,
+            "vectorize": "vmap",
+            "inner_steps": self.inner_steps if self.kind == "maml" else 0,
+        }
 
     def settings(self) -> TrainConfig:
-        return TrainConfig(method="maml", backbone="mlp", backbone_args=BODY, method_args=self.method_args(),
-                           dataset="sinusoid", way=1, shot=self.shots, query=self.shots, episodes=self.iterations,
-                           meta_batch=self.meta_batch, lr=self.lr, lr_step=10 ** 9, val_split=None,
-                           log_every=1000, checkpoint_seconds=60.0, seed=self.seed)
+        return TrainConfig(
+            method="maml",
+            backbone="mlp",
+            backbone_args=BODY,
+            method_args=self.method_args(),
+            dataset="sinusoid",
+            way=1,
+            shot=self.shots,
+            query=self.shots,
+            episodes=self.iterations,
+            meta_batch=self.meta_batch,
+            lr=self.lr,
+            lr_step=10**9,
+            val_split=None,
+            log_every=1000,
+            checkpoint_seconds=60.0,
+            seed=self.seed,
+        )
 
 
 class SineWaves:
@@ -76,8 +97,9 @@ class SineTask:
     way: int = 1
 
 
-def train_regressor(run: RegressionRun, out_dir: str | Path | None = None,
-                    progress: bool = True) -> tuple[GradientLearner, float]:
+def train_regressor(
+    run: RegressionRun, out_dir: str | Path | None = None, progress: bool = True
+) -> tuple[GradientLearner, float]:
     """Train (or resume from `out_dir/last.safetensors`) with the one trainer; returns the learner
     and its training seconds. A finished run is loaded, not retrained."""
     torch.manual_seed(run.seed)
@@ -85,8 +107,15 @@ def train_regressor(run: RegressionRun, out_dir: str | Path | None = None,
     learner = build_learner("maml", "mlp", BODY, settings.method_args)
     meta = {**learner_meta("maml", "mlp", BODY, settings.method_args), "data": {"dataset": "sinusoid"}}
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(learner, SineWaves(run.shots, run.seed, run.kind == "pretrained"), None, settings,
-                          out_dir or scratch, meta, progress)
+        trainer = Trainer(
+            learner,
+            SineWaves(run.shots, run.seed, run.kind == "pretrained"),
+            None,
+            settings,
+            out_dir or scratch,
+            meta,
+            progress,
+        )
         trainer.resume()
         result = trainer.train()
     return learner.eval(), result["train_seconds"]
@@ -100,8 +129,9 @@ class AdaptationResult:
     tasks: int
 
 
-def evaluate_adaptation(learner: GradientLearner, shots: int, steps: list[int], tasks: int = 600,
-                        query: int = 100, seed: int = 12345) -> list[AdaptationResult]:
+def evaluate_adaptation(
+    learner: GradientLearner, shots: int, steps: list[int], tasks: int = 600, query: int = 100, seed: int = 12345
+) -> list[AdaptationResult]:
     """Mean query MSE (and 1.96 std/sqrt(n)) after each number of the learner's inner steps on K
     points, over `tasks` held-out sine waves (a seed never used in training)."""
     params = {k: v.detach() for k, v in learner.f.params().items()}

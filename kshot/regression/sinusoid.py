@@ -1,6 +1,7 @@
 """The sinusoid task family (Finn et al. 2017, section 5.1): y = A sin(x - phase) with
 amplitude A ~ U[0.1, 5], phase ~ U[0, pi], inputs x ~ U[-5, 5]. Task i is a pure function
 of (seed, i), like the classification episodes."""
+
 from __future__ import annotations
 
 import math
