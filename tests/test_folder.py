@@ -50,3 +50,55 @@ def test_too_few_images_for_the_episode_names_the_class(tmp_path):
     ds = load_folder(root, cache_dir=tmp_path / "cache")
     with pytest.raises(DataError, match=r"'person0' has 3"):
         episode_sampler(ds, 2, 2, 2, 1)
+
+
+def make_textured_folder(root, classes=10, per_class=6):
+    """Classes told apart by a bright stripe in their own place (uniform images carry nothing)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"person{c}").mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (32, 32)).astype(np.uint8)
+            pixels[:, 3 * c : 3 * c + 3] = 230
+            Image.fromarray(pixels).save(root / f"person{c}" / f"{i}.png")
+    return root
+
+
+def test_a_flat_folder_is_split_into_train_val_test_classes_by_a_seed(tmp_path):
+    root = make_textured_folder(tmp_path / "people", classes=10)
+    parts = {s: load_folder(root, s, image_size=16, cache_dir=tmp_path / "cache") for s in ("train", "val", "test")}
+    names = {s: set(d.class_names) for s, d in parts.items()}
+    assert [len(names[s]) for s in ("train", "val", "test")] == [6, 2, 2]
+    assert names["train"] | names["val"] | names["test"] == {f"person{c}" for c in range(10)}
+    assert not (names["train"] & names["val"]) and not (names["train"] & names["test"])
+    again = load_folder(root, "test", image_size=16, cache_dir=tmp_path / "cache")
+    assert again.class_names == parts["test"].class_names  # the same split every time
+
+
+def test_too_few_classes_to_split_names_the_flags(tmp_path):
+    root = make_textured_folder(tmp_path / "few", classes=4)
+    with pytest.raises(DataError, match="--train-split all --val-split none"):
+        load_folder(root, "train", cache_dir=tmp_path / "cache")
+
+
+def test_train_and_eval_on_a_flat_folder_need_no_extra_flags(tmp_path, capsys):
+    import json
+
+    from kshot.cli import main
+    from kshot.engine.build import load_learner
+
+    root = make_textured_folder(tmp_path / "people", classes=10, per_class=6)
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "folder", "--data-dir", str(root), "--out", str(run), "--episodes", "6"]
+    assert main([*args, "--val-every", "3", "--image-size", "32", "--quiet"]) == 0
+    said = capsys.readouterr().err
+    assert "classes split by seed 0 into 6 to train, 2 to validate" in said
+    assert "--way lowered from 60 to 6" in said and "--val-query lowered from 15 to 5" in said
+    _, meta = load_learner(run)
+    assert len(meta["data"]["classes"]["train"]) == 6 and meta["config"]["way"] == 6
+    assert main(["eval", str(run), "--episodes", "20", "--quiet", "--record", str(tmp_path / "r.jsonl")]) == 0
+    row = json.loads((tmp_path / "r.jsonl").read_text())
+    assert (row["way"], row["query"], row["split"]) == (2, 5, "test")
+    assert "--way lowered from 5 to 2" in capsys.readouterr().err

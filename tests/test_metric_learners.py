@@ -64,3 +64,17 @@ def test_triplet_loss_counts_exactly_the_violating_triplets():
     labels = torch.tensor([0, 1, 1])
     # d(a,p) = 1, d(a,n1) = 9, d(a,n2) = 0.25: only n2 violates, by 1 - 0.25 + 0.2 = 0.95; mean over 2 triplets
     assert triplet_loss(a, torch.tensor([0]), others, labels, 0.2).item() == pytest.approx(0.95 / 2)
+
+
+def test_relation_keeps_its_training_shot_and_scales_other_shots_to_it():
+    net = make("relation").train()
+    net.loss(toy_task(shot=1))  # a training step's episode: 1-shot
+    assert net.trained_shot.item() == 1
+    net.eval()
+    t = toy_task(shot=5)
+    with torch.no_grad():
+        feats, queries = net.embed(t.support), net.embed(t.query)
+        got = net.head(feats, t.support_labels, 4)(queries)
+        means = feats.view(4, 5, *feats.shape[1:]).mean(1)  # a 1-shot model sees one map's magnitude
+        expected = net.head(means, torch.arange(4), 4)(queries)
+    assert torch.allclose(got, expected, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .common import EPILOG, append_row, checkpoint_data, key_values
 
 
@@ -14,9 +16,11 @@ def add_eval_parser(sub) -> None:
         epilog=EPILOG,
     )
     p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run directory (uses its best)")
-    p.add_argument("--way", type=int, default=5)
+    p.add_argument("--way", type=int, help="classes per episode (default 5, or fewer where the split has fewer)")
     p.add_argument("--shot", type=int, default=1)
-    p.add_argument("--query", type=int, default=15, help="queries per class (default 15)")
+    p.add_argument(
+        "--query", type=int, help="queries per class (default 15, or fewer where the test classes are smaller)"
+    )
     p.add_argument("--episodes", type=int, default=1000, help="test episodes (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="test")
@@ -44,12 +48,20 @@ def add_eval_parser(sub) -> None:
 def cmd_eval(args) -> int:
     from ..engine.build import load_learner
     from ..engine.evaluator import evaluate
+    from ..engine.fit import fit_episode
 
     overrides = key_values(args.method_arg, "--method-arg")
     learner, meta = load_learner(args.checkpoint, method_overrides=overrides)
     dataset, protocol, test = checkpoint_data(
         meta, args.split, args.dataset, args.protocol, args.data_dir, not args.no_download
     )
+    given = {flag for flag, value in (("--way", args.way), ("--query", args.query)) if value is not None}
+    way, query, notes = fit_episode(
+        test, args.way or 5, args.shot, args.query or 15, ("--way", "--shot", "--query"), {"--way", "--query"} - given
+    )
+    args.way, args.query = way, query
+    for note in notes:
+        print(f"kshot eval: {note}", file=sys.stderr)
     result = evaluate(
         learner,
         test,

@@ -79,6 +79,7 @@ def add_train_parser(sub) -> None:
 
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, read_config
+    from ..engine.fit import EPISODE_SETTINGS
     from ..engine.trainer import Trainer
 
     values = read_config(args.config) if args.config else {}
@@ -95,7 +96,16 @@ def cmd_train(args) -> int:
     if values.get("dataset") == "omniglot" and values.get("protocol") == "lake" and "val_split" not in values:
         values["val_split"] = None  # Lake's protocol has no validation classes
     config = TrainConfig.from_dict(values)
-    trainer = Trainer.from_config(config, args.out, progress=not args.quiet, allow_download=not args.no_download)
+    chosen = set(values) - {"method"}  # given by a flag or a config file: never changed
+    trainer = Trainer.from_config(
+        config,
+        args.out,
+        progress=not args.quiet,
+        allow_download=not args.no_download,
+        adjustable=frozenset(EPISODE_SETTINGS) - chosen,
+    )
+    for note in trainer.notes:
+        print(f"kshot train: {note}", file=sys.stderr)
     if args.resume and trainer.resume():
         print(f"resuming {args.out} at episode {trainer.episode}", file=sys.stderr)
     elif (Path(args.out) / "last.safetensors").exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -26,10 +27,28 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif
 SPLITS = ("train", "val", "test")
 
 
+# A flat folder's classes are split by a seeded shuffle of their sorted names: this share of them
+# (at least 2 each) validates and tests, the rest trains.
+HELD_OUT_SHARE = 0.2
+SPLIT_SEED = 0
+
+
 def folder_splits(root: Path) -> list[str]:
     """The split sub-folders present, or ['all'] when the classes sit directly under root."""
     present = [s for s in SPLITS if (root / s).is_dir()]
     return present or ["all"]
+
+
+def split_classes(names: list[str], seed: int = SPLIT_SEED) -> dict[str, list[str]]:
+    """{train, val, test: class names} of a flat folder, a pure function of its class names."""
+    if len(names) < 6:
+        raise DataError(
+            f"{len(names)} classes are too few to split into train/val/test (at least 6: 2 to validate, 2 to test); "
+            "train on all of them with --train-split all --val-split none"
+        )
+    held = max(2, round(HELD_OUT_SHARE * len(names)))
+    order = np.random.default_rng(seed).permutation(sorted(names))
+    return {"val": sorted(order[:held]), "test": sorted(order[held : 2 * held]), "train": sorted(order[2 * held :])}
 
 
 def load_folder(
@@ -44,6 +63,13 @@ def load_folder(
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist; give a folder with one sub-folder per class")
     splits = folder_splits(root)
+    if splits == ["all"] and split in SPLITS:  # a flat folder: a seeded split of its classes
+        everyone = load_folder(root, "all", image_size, channels, cache_dir, invert)
+        names = split_classes(everyone.class_names)[split]
+        index = {name: i for i, name in enumerate(everyone.class_names)}
+        part = everyone.subset([index[n] for n in names], name=f"{root} ({split} classes)")
+        part.meta.update(split=split, split_seed=SPLIT_SEED)
+        return part
     if split not in splits:
         raise DataError(f"{root} has splits {', '.join(splits)}; there is no {split!r}")
     base = root if split == "all" else root / split

@@ -1,7 +1,8 @@
 """The AT&T / ORL faces (Samaria & Harter 1994): 40 people s1..s40, 10 grey photos each.
 
-Splits for the enrollment experiment: people s1-s30 meta-train the embedding ("train"),
-s31-s40 are never seen in training ("test"); "all" has everyone. Photos are 92x112 and
+Splits for the enrollment experiment: people s1-s24 meta-train the embedding ("train"),
+s25-s30 validate it and calibrate its "unknown" threshold ("val"), s31-s40 are never seen in
+training or calibration ("test"); "trainval" is s1-s30, "all" everyone. Photos are 92x112 and
 are resized to a square `image_size` (64 by default keeps the faces recognisable).
 """
 
@@ -15,7 +16,13 @@ from .dataset import ClassIndexedDataset
 from .folder import load_folder
 from .registry import DATASETS, DataOptions, DatasetSource
 
-SPLITS = {"train": range(1, 31), "test": range(31, 41), "all": range(1, 41)}
+SPLITS = {
+    "train": range(1, 25),
+    "val": range(25, 31),
+    "test": range(31, 41),
+    "trainval": range(1, 31),
+    "all": range(1, 41),
+}
 
 
 def load_orl(split: str = "train", data_dir: Path | None = None, image_size: int = 64) -> ClassIndexedDataset:
@@ -40,7 +47,7 @@ def load_orl(split: str = "train", data_dir: Path | None = None, image_size: int
 
 @DATASETS.register("orl")
 class ORLFaces(DatasetSource):
-    summary = "AT&T/ORL faces, 40 people x 10 photos (train s1-s30, test s31-s40); not downloaded"
+    summary = "AT&T/ORL faces, 40 people x 10 photos (train s1-s24, val s25-s30, test s31-s40); not downloaded"
     splits = tuple(SPLITS)
 
     def load(self, split: str, options: DataOptions) -> ClassIndexedDataset:

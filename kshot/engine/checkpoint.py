@@ -20,7 +20,7 @@ from ..atomic import atomic_path
 from ..errors import CheckpointError
 
 FORMAT = "kshot-checkpoint"
-VERSION = 2
+VERSION = 3
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -48,6 +48,11 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict) -> Path
 def load(path: str | Path, expect_method: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, metadata). Raises CheckpointError naming the problem and the fix."""
     p = checkpoint_path(path)
+    if not p.exists() and p.name == "best.safetensors" and p.with_name("last.safetensors").exists():
+        raise CheckpointError(
+            f"{p.parent} has no best.safetensors yet (training has not validated or finished); "
+            f"to use its latest weights, give {p.with_name('last.safetensors')}"
+        )
     if not p.exists():
         raise CheckpointError(f"no checkpoint at {p}; give the .safetensors file written by `kshot train`")
     try:
@@ -81,9 +86,13 @@ def split_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
 
 
 def upgrade(tensors: dict[str, torch.Tensor], meta: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a format-1 checkpoint as format 2. Version 2 names the gradient learners' network
-    parts (`net.body`, `net.head` instead of positions `net.0`, `net.2`), and metric learners
-    size their layers from the backbone (no `dim` option)."""
+    """Read an older checkpoint as the current format. Version 2 names the gradient learners'
+    network parts (`net.body`, `net.head` instead of positions `net.0`, `net.2`), and metric
+    learners size their layers from the backbone (no `dim` option). Version 3 keeps the shot a
+    Relation Network trained with (`trained_shot`), which older ones recorded in their settings."""
+    if meta.get("method") == "relation" and "model.trained_shot" not in tensors:
+        shot = float(meta.get("config", {}).get("shot", 0))
+        tensors = {**tensors, "model.trained_shot": torch.tensor(shot)}
     renamed = {}
     for key, value in tensors.items():
         for old, new in (("model.net.0.", "model.net.body."), ("model.net.2.", "model.net.head.")):

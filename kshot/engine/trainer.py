@@ -23,14 +23,20 @@ from tqdm import tqdm
 
 from ..data import ClassIndexedDataset, load_dataset
 from ..data.sampler import episode_sampler
-from ..errors import CheckpointError
-from ..learners import Learner
+from ..errors import CheckpointError, DataError
+from ..learners import Learner, MetricLearner
 from . import checkpoint
 from .build import build_learner, effective_backbone_args, learner_meta, task_args
 from .config import TrainConfig
 from .evaluator import evaluate
+from .fit import fit_to_data
+from .open_set import calibrate
 from .run_state import optimizer_tensors, read_log, restore_optimizer, stop_requests
 from .tasks import Episodes, TaskFamily
+
+# A model that can enroll classes leaves training with an "unknown" threshold set for this
+# false-accept rate on the validation classes (`kshot calibrate` sets another).
+CALIBRATION_FAR = 0.01
 
 
 class Trainer:
@@ -65,26 +71,46 @@ class Trainer:
         else:
             self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, s.lr_step, s.lr_gamma)
         self.episode, self.best_val, self.train_seconds = 0, -1.0, 0.0
+        self.notes: list[str] = []  # what from_config adapted to the data, for the user
         self.window = [0.0, 0.0, 0]  # loss sum, accuracy sum, steps since the last log row
 
     @classmethod
     def from_config(
-        cls, config: TrainConfig, out_dir: str | Path, progress: bool = True, allow_download: bool = True
+        cls,
+        config: TrainConfig,
+        out_dir: str | Path,
+        progress: bool = True,
+        allow_download: bool = True,
+        adjustable: frozenset[str] = frozenset(),
     ) -> Trainer:
-        """Load the named data sets, build the named learner (seeded), and a trainer for them."""
+        """Load the named data sets, build the named learner (seeded), and a trainer for them. The
+        episode settings named in `adjustable` (defaults the user did not choose) are lowered to fit
+        the data; `notes` says what was changed, and how a flat folder's classes were split."""
         c = config
         load = lambda split: load_dataset(
             c.dataset, split, c.protocol, c.data_dir, c.image_size, allow_download, c.channels
         )
         train_set = load(c.train_split)
         val_set = load(c.val_split) if c.val_split else None
+        c, notes = fit_to_data(c, train_set, val_set, adjustable)
+        if "split_seed" in train_set.meta:
+            held = f", {val_set.num_classes} to validate" if val_set else ""
+            notes.insert(
+                0,
+                f"{c.data_dir}: classes split by seed {train_set.meta['split_seed']} into {train_set.num_classes} "
+                f"to train{held} and the rest to test (the lists are recorded in the checkpoint)",
+            )
         torch.manual_seed(c.seed)
         backbone_args = effective_backbone_args(c.method, {"in_channels": c.channels, **c.backbone_args})
         method_args = {**task_args(c.method, c.way, [c.channels, c.image_size, c.image_size]), **c.method_args}
         learner = build_learner(c.method, c.backbone, backbone_args, method_args)
         data = {k: train_set.meta.get(k) for k in ("dataset", "protocol", "image_size")} | {"channels": c.channels}
+        if "split_seed" in train_set.meta:
+            data["classes"] = {"train": train_set.class_names, **({"val": val_set.class_names} if val_set else {})}
         meta = {**learner_meta(c.method, c.backbone, backbone_args, method_args), "data": data}
-        return cls(learner, train_set, val_set, c, out_dir, meta, progress)
+        trainer = cls(learner, train_set, val_set, c, out_dir, meta, progress)
+        trainer.notes = notes
+        return trainer
 
     @property
     def val_shot(self) -> int:
@@ -222,7 +248,26 @@ class Trainer:
             bar.close()
         if self.val_set is None:  # nothing to select on: the final model is the best we know
             self._save("best", with_optimizer=False)
+        elif isinstance(self.learner, MetricLearner):
+            self._calibrate_best()
         return {"episode": self.episode, "best_val_accuracy": self.best_val, "train_seconds": self.train_seconds}
+
+    def _calibrate_best(self) -> None:
+        """Give best.safetensors the open-set threshold of its weights, measured on the validation
+        classes (never trained on), so a store made with it answers "unknown" to strangers."""
+        path = self.out / "best.safetensors"
+        tensors, meta = checkpoint.load(path)
+        current = {k: v.clone() for k, v in self.learner.state_dict().items()}
+        self.learner.load_state_dict(checkpoint.split_prefix(tensors, "model."))
+        try:
+            result = calibrate(self.learner, self.val_set, far=CALIBRATION_FAR, seed=self.settings.seed)
+        except DataError as e:  # too few validation classes: the model still works, without a threshold
+            self._log({"episode": self.episode, "open_set": f"not calibrated: {e}"})
+            return
+        finally:
+            self.learner.load_state_dict(current)
+        checkpoint.save(path, tensors, {**meta, "open_set": result.to_dict()})
+        self._log({"episode": self.episode, "open_set": result.to_dict()})
 
     def _show(self, bar: tqdm, row: dict) -> None:
         if "loss" in row:

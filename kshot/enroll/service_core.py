@@ -5,6 +5,7 @@ write, so a bad image never leaves a half-enrolled class."""
 from __future__ import annotations
 
 import io
+import math
 import threading
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..data.cache import file_digest
-from ..data.images import decode_image
+from ..data.images import decode_image, is_uniform
 from ..engine.build import load_learner
+from ..engine.open_set import OpenSetCalibration
 from ..errors import DataError, KshotError
 from ..learners import MetricLearner, PrototypeLearner
 from .store import EmbeddingStore, StoreError
@@ -77,8 +79,11 @@ class Enroller:
         self.feature_shape = tuple(probe.shape[1:])
         self.fingerprint = file_digest(Path(model))
         self.description = f"{meta['method']}/{meta['backbone']} {Path(model).name}"
+        # The model's open-set calibration (training measured it on held-out classes), if any.
+        self.calibration = OpenSetCalibration.from_dict(meta["open_set"]) if "open_set" in meta else None
+        self.default_threshold = self.calibration.threshold if self.calibration else None
         if not for_reembedding:  # reembed() rebinds the store itself, in its transaction
-            self.store.bind_model(self.fingerprint, int(probe[0].numel()), self.description)
+            self.store.bind_model(self.fingerprint, int(probe[0].numel()), self.description, self.default_threshold)
         self._scorer: tuple[int, object] | None = None
         self._ann: tuple[int, list[str], object] | None = None
         if index == "faiss" and not (
@@ -98,6 +103,9 @@ class Enroller:
             x = torch.stack([decode_image(d, s, self.size, self.channels) for d, s in zip(images, sources)])
         except DataError as e:
             raise UploadError(str(e), 400) from None
+        for image, src in zip(x, sources):
+            if is_uniform(image):
+                raise UploadError(f"{src}: the image is one flat colour, with nothing to recognise; send a photo", 400)
         with self.torch_lock, torch.no_grad():
             return self.learner.embed(x.float().div_(255.0)).flatten(1).numpy()
 
@@ -172,10 +180,10 @@ class Enroller:
     def identify(
         self, images: list[bytes], top_k: int = 3, threshold: float | None = None, sources: list[str] | None = None
     ) -> list[dict]:
-        """Per image: the best class (or "unknown" when its score is below the threshold) and the top k."""
+        """Per image: the best class (or "unknown" when its score is below the threshold) and the top k,
+        each with its raw score and, for a calibrated model, a confidence in [0, 1]."""
         if threshold is None:
-            stored = self.store.get_meta("threshold")
-            threshold = float(stored) if stored is not None else None
+            threshold = self.threshold()
         features = torch.from_numpy(self.embed(images, sources))
         names, values, indices = self.top_matches(features, top_k)
         if not names:
@@ -187,10 +195,31 @@ class Enroller:
                 {
                     "name": names[idx[0]] if known else "unknown",
                     "score": vals[0],
-                    "candidates": [{"name": names[i], "score": v} for v, i in zip(vals, idx)],
+                    "confidence": self.confidence(vals[0]),
+                    "candidates": [
+                        {"name": names[i], "score": v, "confidence": self.confidence(v)} for v, i in zip(vals, idx)
+                    ],
                 }
             )
         return out
+
+    def threshold(self) -> float | None:
+        """The store's "unknown" threshold (raw score); it starts as the model's calibrated one."""
+        stored = self.store.get_meta("threshold")
+        return float(stored) if stored is not None else None
+
+    def confidence(self, score: float | None) -> float | None:
+        """A raw score as the calibrated probability that it is a correct match (None uncalibrated)."""
+        return None if self.calibration is None or score is None else round(self.calibration.confidence(score), 4)
+
+    def score_for_confidence(self, confidence: float) -> float:
+        """The raw score at which the calibrated confidence equals `confidence` (in (0, 1))."""
+        if self.calibration is None:
+            raise KshotError("this model has no open-set calibration: give the threshold as a raw score")
+        if not 0 < confidence < 1:
+            raise KshotError(f"a confidence threshold must be between 0 and 1, not {confidence}")
+        c = self.calibration
+        return (math.log(confidence / (1 - confidence)) - c.intercept) / c.slope
 
     def reembed(self) -> int:
         """Move the store to this model: re-embed every kept image. Returns how many."""
@@ -199,5 +228,7 @@ class Enroller:
             raise StoreError(f"{missing} examples kept no image, so the store cannot be re-embedded")
         kept = self.store.kept_images()
         new = {i: e for (i, _), e in zip(kept, self.embed([img for _, img in kept]))} if kept else {}
-        self.store.replace_embeddings(new, self.fingerprint, int(np.prod(self.feature_shape)), self.description)
+        self.store.replace_embeddings(
+            new, self.fingerprint, int(np.prod(self.feature_shape)), self.description, self.default_threshold
+        )
         return len(new)

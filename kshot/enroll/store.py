@@ -98,13 +98,13 @@ class EmbeddingStore:
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)
 
-    def bind_model(self, fingerprint: str, dim: int, description: str) -> None:
-        """Record the model on first use; refuse a different one afterwards."""
+    def bind_model(self, fingerprint: str, dim: int, description: str, threshold: float | None = None) -> None:
+        """Record the model on first use, with its calibrated "unknown" threshold (if it has one) as
+        the store's; refuse a different model afterwards."""
         held = self.get_meta("model_fingerprint")
         if held is None:
             with self.transaction() as db:
-                for k, v in (("model_fingerprint", fingerprint), ("embedding_dim", str(dim)), ("model", description)):
-                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
+                self._write_model(db, fingerprint, dim, description, threshold)
             return
         if held != fingerprint:
             kept, total = self._read("SELECT COUNT(image), COUNT(*) FROM examples")[0]
@@ -178,16 +178,32 @@ class EmbeddingStore:
                 raise StoreError(f"no class named {old!r}", 404)
 
     def replace_embeddings(
-        self, embeddings: dict[int, np.ndarray], fingerprint: str, dim: int, description: str
+        self,
+        embeddings: dict[int, np.ndarray],
+        fingerprint: str,
+        dim: int,
+        description: str,
+        threshold: float | None = None,
     ) -> None:
-        """Swap every example's embedding and the model record in one transaction (re-embedding)."""
+        """Swap every example's embedding and the model record in one transaction (re-embedding).
+        The threshold becomes the new model's: the old one was on the old model's score scale."""
         with self.transaction() as db:
             db.executemany(
                 "UPDATE examples SET embedding = ? WHERE id = ?",
                 [(np.asarray(e, np.float32).tobytes(), i) for i, e in embeddings.items()],
             )
-            for k, v in (("model_fingerprint", fingerprint), ("embedding_dim", str(dim)), ("model", description)):
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
+            self._write_model(db, fingerprint, dim, description, threshold)
+
+    @staticmethod
+    def _write_model(
+        db: sqlite3.Connection, fingerprint: str, dim: int, description: str, threshold: float | None
+    ) -> None:
+        for k, v in (("model_fingerprint", fingerprint), ("embedding_dim", str(dim)), ("model", description)):
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
+        if threshold is None:
+            db.execute("DELETE FROM meta WHERE key = 'threshold'")
+        else:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('threshold', ?)", (repr(float(threshold)),))
 
     # ---- reads ---------------------------------------------------------------------------
     def classes(self) -> list[dict]:

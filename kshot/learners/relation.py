@@ -48,10 +48,17 @@ class RelationNet(MetricLearner):
         super().__init__(encoder)
         feature_channels = output_shape(encoder, input_shape)[0]
         self.relation = RelationModule(feature_channels, channels, hidden)
+        # The paper sums a class's K support maps, so the relation module learns maps of K times one
+        # item's magnitude. The K it trained with is kept, and a class is its mean map times that K:
+        # the paper's sum at the training shot, and the same scale at any other shot.
+        self.register_buffer("trained_shot", torch.zeros(()))
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
         onehot = F.one_hot(support_labels, way).to(support_features.dtype)
-        classes = torch.einsum("nk,nchw->kchw", onehot, support_features)  # sum per class
+        per_class = onehot.sum(0).clamp_min(1).view(-1, 1, 1, 1)
+        trained = float(self.trained_shot)  # a number, not a tensor: later episodes may update the buffer
+        scale = trained if trained > 0 else per_class  # 0: not trained yet, the plain sum
+        classes = torch.einsum("nk,nchw->kchw", onehot, support_features) / per_class * scale
 
         def classify(query_features: Tensor) -> Tensor:
             q, k = query_features.shape[0], classes.shape[0]
@@ -64,6 +71,8 @@ class RelationNet(MetricLearner):
         return classify
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:
+        if self.training:
+            self.trained_shot.fill_(task.support.shape[0] // task.way)
         support, query = self.episode_features(task)
         scores = self.head(support, task.support_labels, task.way)(query)
         return F.mse_loss(scores, F.one_hot(task.query_labels, task.way).to(scores.dtype)), scores
