@@ -42,6 +42,14 @@ def add_eval_parser(sub) -> None:
     )
     p.add_argument("--threads", type=int)
     p.add_argument("--record", metavar="JSONL", help="append the result as one JSON line to this file")
+    p.add_argument(
+        "--open-set",
+        action="store_true",
+        help="measure a store made with the model instead: per round, --way people (default half the split) "
+        "enrolled with --shot photos, the others strangers; strangers accepted and enrolled photos identified "
+        "at the model's calibrated threshold (or --threshold), over --episodes rounds",
+    )
+    p.add_argument("--threshold", type=float, help="with --open-set: a raw score threshold instead of the model's")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -55,6 +63,10 @@ def cmd_eval(args) -> int:
     dataset, protocol, test = checkpoint_data(
         meta, args.split, args.dataset, args.protocol, args.data_dir, not args.no_download
     )
+    if args.open_set:
+        from .open_set import eval_open_set
+
+        return eval_open_set(args, learner, meta, dataset, protocol, test)
     given = {flag for flag, value in (("--way", args.way), ("--query", args.query)) if value is not None}
     way, query, notes = fit_episode(
         test, args.way or 5, args.shot, args.query or 15, ("--way", "--shot", "--query"), {"--way", "--query"} - given

@@ -20,7 +20,7 @@ import torch
 from ..data.dataset import ClassIndexedDataset
 from ..errors import DataError
 from ..learners import MetricLearner
-from .evaluator import embed_all
+from .evaluator import embed_all, mean_ci95
 
 
 @dataclass
@@ -60,6 +60,51 @@ def best_scores(
     return scores.max(1)
 
 
+@dataclass
+class StoreEpisodes:
+    """Best scores of store-like episodes: genuine queries (with whether the best class was right)
+    and strangers', concatenated over rounds, plus each round's slice bounds for per-round rates."""
+
+    genuine: torch.Tensor
+    correct: torch.Tensor
+    strangers: torch.Tensor
+    genuine_rounds: list[int]
+    stranger_rounds: list[int]
+
+
+def store_episodes(
+    learner: MetricLearner, dataset: ClassIndexedDataset, shot: int, enrolled: int, rounds: int, seed: int
+) -> StoreEpisodes:
+    """Per round: `enrolled` classes with `shot` examples each, queried with their other images and
+    with every image of as many other (stranger) classes."""
+    n_enrolled = min(enrolled, dataset.num_classes // 2)
+    sizes = dataset.class_sizes.numpy()
+    if n_enrolled < 2 or (sizes < shot + 1).any():
+        raise DataError(f"{dataset.name}: open-set episodes need at least 4 classes with {shot + 1}+ images each")
+    learner.eval()
+    features = embed_all(learner, dataset)
+    starts = dataset.offsets[:-1].numpy()
+    genuine, correct, strangers = [], [], []
+    for r in range(rounds):
+        rng = np.random.default_rng([seed, r])
+        classes = rng.permutation(dataset.num_classes)[: 2 * n_enrolled]
+        picks = [starts[c] + rng.permutation(sizes[c]) for c in classes[:n_enrolled]]
+        support = [p[:shot] for p in picks]
+        best, which = best_scores(learner, features, support, np.concatenate([p[shot:] for p in picks]))
+        truth = np.concatenate([np.full(len(p) - shot, i) for i, p in enumerate(picks)])
+        genuine.append(best)
+        correct.append(torch.from_numpy(which.numpy() == truth))
+        stranger_rows = np.concatenate([starts[c] + np.arange(sizes[c]) for c in classes[n_enrolled:]])
+        strangers.append(best_scores(learner, features, support, stranger_rows)[0])
+    return StoreEpisodes(
+        torch.cat(genuine).double(),
+        torch.cat(correct),
+        torch.cat(strangers).double(),
+        [len(g) for g in genuine],
+        [len(s) for s in strangers],
+    )
+
+
 def calibrate(
     learner: MetricLearner,
     dataset: ClassIndexedDataset,
@@ -73,43 +118,50 @@ def calibrate(
     classes the learner never trained on. Half the drawn classes are enrolled, half are strangers."""
     if not 0 < far < 1:
         raise DataError(f"the false-accept rate must be between 0 and 1, not {far}")
-    n_enrolled = min(enrolled, dataset.num_classes // 2)
-    sizes = dataset.class_sizes.numpy()
-    if n_enrolled < 2 or (sizes < shot + 1).any():
-        raise DataError(f"{dataset.name}: calibration needs at least 4 held-out classes with {shot + 1}+ images each")
-    learner.eval()
-    features = embed_all(learner, dataset)
-    starts = dataset.offsets[:-1].numpy()
-    genuine, correct, strangers = [], [], []
-    for r in range(rounds):
-        rng = np.random.default_rng([seed, r])
-        classes = rng.permutation(dataset.num_classes)[: 2 * n_enrolled]
-        known, unknown = classes[:n_enrolled], classes[n_enrolled:]
-        picks = [starts[c] + rng.permutation(sizes[c]) for c in known]
-        best, which = best_scores(
-            learner, features, [p[:shot] for p in picks], np.concatenate([p[shot:] for p in picks])
-        )
-        truth = np.concatenate([np.full(len(p) - shot, i) for i, p in enumerate(picks)])
-        genuine.append(best)
-        correct.append(which.numpy() == truth)
-        stranger_rows = np.concatenate([starts[c] + np.arange(sizes[c]) for c in unknown])
-        strangers.append(best_scores(learner, features, [p[:shot] for p in picks], stranger_rows)[0])
-    genuine_t, stranger_t = torch.cat(genuine).double(), torch.cat(strangers).double()
-    correct_t = torch.from_numpy(np.concatenate(correct))
-    threshold = float(torch.quantile(stranger_t, 1 - far))
-    slope, intercept = fit_logistic(genuine_t[correct_t], stranger_t)
+    e = store_episodes(learner, dataset, shot, enrolled, rounds, seed)
+    threshold = float(torch.quantile(e.strangers, 1 - far))
+    slope, intercept = fit_logistic(e.genuine[e.correct], e.strangers)
     return OpenSetCalibration(
         threshold=threshold,
         far=far,
         slope=slope,
         intercept=intercept,
-        measured_far=float((stranger_t >= threshold).double().mean()),
-        measured_accept=float(((genuine_t >= threshold) & correct_t).double().mean()),
+        measured_far=float((e.strangers >= threshold).double().mean()),
+        measured_accept=float(((e.genuine >= threshold) & e.correct).double().mean()),
         rounds=rounds,
         shot=shot,
         classes=dataset.num_classes,
         data=dataset.name,
     )
+
+
+@dataclass
+class OpenSetResult:
+    false_accept: float  # percent of strangers given a name
+    false_accept_ci95: float
+    identified: float  # percent of enrolled people's photos given their own name
+    identified_ci95: float
+    rounds: int
+
+
+def measure(
+    learner: MetricLearner,
+    dataset: ClassIndexedDataset,
+    threshold: float,
+    shot: int = 1,
+    enrolled: int = 10,
+    rounds: int = 1000,
+    seed: int = 0,
+) -> OpenSetResult:
+    """False accepts and correct identifications at `threshold`, as percentages with 95% intervals
+    over `rounds` seeded store-like episodes (one rate per round)."""
+    e = store_episodes(learner, dataset, shot, enrolled, rounds, seed)
+    accepted = (e.strangers >= threshold).double()
+    right = ((e.genuine >= threshold) & e.correct).double()
+    per_round = lambda values, sizes: torch.stack([part.mean() for part in values.split(sizes)])
+    false_accept, far_ci = mean_ci95(100 * per_round(accepted, e.stranger_rounds))
+    identified, id_ci = mean_ci95(100 * per_round(right, e.genuine_rounds))
+    return OpenSetResult(false_accept, far_ci, identified, id_ci, rounds)
 
 
 def fit_logistic(positives: torch.Tensor, negatives: torch.Tensor, steps: int = 200) -> tuple[float, float]:
