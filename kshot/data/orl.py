@@ -41,7 +41,7 @@ def load_orl(split: str = "train", data_dir: Path | None = None, image_size: int
     if missing:
         raise DataError(f"{root} lacks the folders {', '.join(missing[:5])}")
     subset = everyone.subset([index[n] for n in wanted], name=f"orl/{split}")
-    subset.meta.update({"dataset": "orl", "protocol": "s1-30/s31-40", "split": split})
+    subset.meta.update({"dataset": "orl", "protocol": "s1-24/s25-30/s31-40", "split": split})
     return subset
 
 
