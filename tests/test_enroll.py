@@ -119,3 +119,16 @@ def test_faiss_index_finds_the_same_nearest_classes_as_the_exact_product(tmp_pat
         assert abs(ra["score"] - rb["score"]) < 1e-2 * max(1.0, abs(ra["score"]))
     approximate.store.delete("alice")  # a write rebuilds the index
     assert approximate.identify([face_png(1)])[0]["name"] != "alice"
+
+
+def test_delete_removes_the_photos_and_embeddings_from_the_file(tmp_path, model):
+    e = Enroller(tmp_path / "s.db", model)
+    photo = face_png(5)
+    e.enroll("alice", [photo])
+    e.enroll("bob", [face_png(6)])
+    embedding = e.store.snapshot()[1][0].tobytes()
+    on_disk = lambda: b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
+    assert photo[40:200] in on_disk() and embedding in on_disk()
+    e.store.delete("alice")
+    assert photo[40:200] not in on_disk() and embedding not in on_disk()
+    assert [c["name"] for c in e.store.classes()] == ["bob"]

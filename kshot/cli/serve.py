@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 from ..errors import KshotError
@@ -18,7 +19,8 @@ def add_serve_parser(sub) -> None:
     )
     p.add_argument("--store", required=True, help="SQLite file of enrolled classes (created if missing)")
     p.add_argument("--model", required=True, help="trained metric-learner checkpoint")
-    p.add_argument("--token", help="write token (default: $KSHOT_TOKEN)")
+    p.add_argument("--token", help="write token: everything (default: $KSHOT_TOKEN)")
+    p.add_argument("--read-token", help="read token: list people, see photos, identify (default: $KSHOT_READ_TOKEN)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-image-bytes", type=int, default=5 * 1024 * 1024)
@@ -33,6 +35,16 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--threads", type=int)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address (or the name localhost) of this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve to any interface
+
+
 def cmd_serve(args) -> int:
     try:
         import uvicorn
@@ -42,7 +54,15 @@ def cmd_serve(args) -> int:
     from ..enroll.http import create_app
 
     token = args.token or os.environ.get("KSHOT_TOKEN", "")
+    read_token = args.read_token or os.environ.get("KSHOT_READ_TOKEN", "")
+    if not is_loopback(args.host) and not (token and read_token):
+        raise KshotError(
+            f"--host {args.host} would let other machines reach the names and photos of enrolled people: set both "
+            "tokens (--token/KSHOT_TOKEN and --read-token/KSHOT_READ_TOKEN), or listen on 127.0.0.1"
+        )
+    if token and token == read_token:
+        raise KshotError("the read token must differ from the write token, or a reader could change the store")
     enroller = Enroller(args.store, args.model, args.max_image_bytes, args.max_image_side, index=args.index)
-    app = create_app(enroller, token)
+    app = create_app(enroller, token, read_token or None)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

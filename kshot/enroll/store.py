@@ -56,6 +56,9 @@ class EmbeddingStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows (a person's photos and embeddings) are overwritten with zeros, not left in
+            # free pages of the file.
+            self.db.execute("PRAGMA secure_delete=ON")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a kshot store ({e}); choose another --store path") from e
@@ -94,6 +97,10 @@ class EmbeddingStore:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def delete_meta(self, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)
@@ -166,9 +173,14 @@ class EmbeddingStore:
                 )
 
     def delete(self, name: str) -> None:
+        """Remove a class with its examples' embeddings and photos, from the database file too: the
+        pages are zeroed (secure_delete) and the write-ahead log is checkpointed and truncated, so no
+        old copy of them stays on disk."""
         with self.transaction() as db:
             if db.execute("DELETE FROM classes WHERE name = ?", (name,)).rowcount == 0:
                 raise StoreError(f"no class named {name!r}", 404)
+        with self.lock:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def rename(self, old: str, new: str) -> None:
         with self.transaction() as db:
