@@ -62,9 +62,19 @@ def server(tmp_path):
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--window-size=1280,1000",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        "--window-size=1280,1000",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
     yield driver
@@ -128,7 +138,9 @@ def test_a_receptionist_enrolls_identifies_renames_and_deletes(server, browser, 
     wait.until(lambda d: field("verdict").text == "Unknown person")
 
     # the threshold control shows its effect at once: set it near 0, and the stranger gets a name
-    browser.execute_script("const s = document.getElementById('threshold'); s.value = 0.01; s.dispatchEvent(new Event('input'))")
+    browser.execute_script(
+        "const s = document.getElementById('threshold'); s.value = 0.01; s.dispatchEvent(new Event('input'))"
+    )
     wait.until(lambda d: field("verdict").text != "Unknown person")
 
     # rename and delete through the cards (prompt and confirm dialogs)
