@@ -3,6 +3,7 @@ needs is read from its declarations (learners/base.py), never guessed."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def build_learner(
             f"bad option for backbone {backbone!r} (with what method {method!r} needs of it: "
             f"{dict(cls.backbone_needs)}): {e}"
         ) from e
+    known = method_options(cls)
+    unknown = sorted(set(method_args or {}) - known - {"way", "input_shape"})
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for method {method!r}; its options: {', '.join(sorted(known))}"
+        )
     options = {
         **task_args(method, (method_args or {}).get("way", way), (method_args or {}).get("input_shape", input_shape)),
         **(method_args or {}),
@@ -55,6 +62,19 @@ def build_learner(
         return cls(encoder, **options)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"bad option for method {method!r}: {e}") from e
+
+
+def method_options(cls: type) -> set[str]:
+    """The keyword options a learner's constructor accepts, following `**options` up its bases."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD or p.kind is p.KEYWORD_ONLY}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self", "encoder"}
 
 
 def learner_meta(method: str, backbone: str, backbone_args: dict, method_args: dict) -> dict:

@@ -65,6 +65,8 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 (grey) or 3 (colour), not {self.channels}")
         if self.shot < 0 or self.lr <= 0:
             raise ConfigError("shot must be >= 0 and lr > 0")
         if self.optimizer not in ("adam", "sgd"):
