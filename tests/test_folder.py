@@ -102,3 +102,22 @@ def test_train_and_eval_on_a_flat_folder_need_no_extra_flags(tmp_path, capsys):
     row = json.loads((tmp_path / "r.jsonl").read_text())
     assert (row["way"], row["query"], row["split"]) == (2, 5, "test")
     assert "--way lowered from 5 to 2" in capsys.readouterr().err
+
+
+def test_the_readme_folder_example_runs_as_written(tmp_path, capsys, monkeypatch):
+    """The README's two commands for a folder of one's own, with a short run added."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from kshot.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = re.findall(r"^kshot (train --dataset folder .*|eval runs/mine)$", readme, re.M)
+    assert len(commands) == 2, commands
+    make_textured_folder(tmp_path / "my_photos", classes=10, per_class=6)
+    monkeypatch.chdir(tmp_path)
+    train, evaluate = (shlex.split(c) for c in commands)
+    assert main([*train, "--episodes", "4", "--val-every", "2", "--image-size", "32", "--quiet"]) == 0
+    assert main([*evaluate, "--episodes", "10", "--quiet"]) == 0
+    assert "5-way" not in capsys.readouterr().out  # two test classes: the default way was lowered to fit

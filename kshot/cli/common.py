@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import time
+from pathlib import Path
 
 from ..errors import KshotError
 
@@ -48,7 +49,11 @@ def checkpoint_data(
     data, cfg = meta.get("data", {}), meta.get("config", {})
     dataset = dataset or data.get("dataset") or "omniglot"
     protocol = protocol or data.get("protocol") or "vinyals"
-    data_dir = data_dir or (cfg.get("data_dir") if dataset == "folder" else None)
+    # Default: where the model was trained from (its folder, or its data directory if still there).
+    trained_from = cfg.get("data_dir")
+    if dataset != "folder" and trained_from and not Path(trained_from).is_dir():
+        trained_from = None
+    data_dir = data_dir or trained_from
     loaded = load_dataset(
         dataset, split, protocol, data_dir, data.get("image_size", 28), allow_download, data.get("channels", 1)
     )

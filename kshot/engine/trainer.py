@@ -220,8 +220,14 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.learner.train()
         last_save = time.perf_counter()
+        # smoothing=0: the estimate is the average pace since the start, validation pauses included,
+        # not the last few steps' (which ignore the validations still to come).
         bar = tqdm(
-            total=s.episodes, initial=self.episode, desc=f"train {self.learner.method}", disable=not self.progress
+            total=s.episodes,
+            initial=self.episode,
+            desc=f"train {self.learner.method}",
+            disable=not self.progress,
+            smoothing=0,
         )
         try:
             with stop_requests() as flag:
