@@ -79,6 +79,17 @@ def speed_table(all_rows: list[dict]) -> list[str]:
     return out
 
 
+def quickstart_table(all_rows: list[dict]) -> list[str]:
+    out = ["| what | wall time | the steps it timed | command | machine | date |", "|---|---|---|---|---|---|"]
+    for r in all_rows:
+        if r.get("metric") == "quickstart_wall_seconds":
+            out.append(
+                f"| README main command, fresh cache: decode, train, evaluate | **{r['value'] / 60:.1f} min** "
+                f"| `{r['steps']}` | `{r['command']}` | {r['machine']} | {r['date']} |"
+            )
+    return out
+
+
 def regression_table(all_rows: list[dict]) -> list[str]:
     out = [
         "| method | K | gradient steps at test | test tasks | MSE (95% CI) | meta-iterations | training time | command |",
@@ -164,6 +175,10 @@ def main() -> None:
         "### Few-shot accuracy",
         "",
         *accuracy_table(all_rows),
+        "",
+        "### The first command",
+        "",
+        *quickstart_table(all_rows),
         "",
         "### Verification (pairs)",
         "",

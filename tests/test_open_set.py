@@ -72,3 +72,22 @@ def test_a_uniform_image_is_refused_where_a_person_is_enrolled_or_identified(tmp
         with pytest.raises(UploadError, match="one flat colour"):
             action()
     assert enroller.store.classes() == []
+
+
+def test_the_committed_face_model_names_a_known_face_and_calls_a_stranger_unknown(data_dir, tmp_path, capsys):
+    from pathlib import Path
+
+    from kshot.cli import main
+
+    faces = data_dir / "att_faces_orl"
+    if not (faces / "s31").is_dir():
+        pytest.skip("ORL faces not in the data directory")
+    model = str(Path(__file__).resolve().parents[1] / "checkpoints" / "protonet-orl-openset.safetensors")
+    store = ["--store", str(tmp_path / "s.db"), "--model", model]
+    for person in (31, 32, 33):
+        assert main(["enroll", *store, f"s{person}", str(faces / f"s{person}" / "1.pgm")]) == 0
+    capsys.readouterr()
+    assert main(["identify", *store, str(faces / "s33" / "6.pgm"), str(faces / "s40" / "3.pgm")]) == 0
+    known, stranger = capsys.readouterr().out.splitlines()
+    assert known.split(": ")[1].startswith("s33 (") and known.split("(")[1].split(";")[0].endswith("%")
+    assert stranger.split(": ")[1].startswith("unknown (")

@@ -75,10 +75,11 @@ def machine_description() -> str:
     return f"{os.cpu_count()} cores {cpu}, torch {torch.__version__} threads {torch.get_num_threads()}"
 
 
-def append_row(path: str, row: dict, argv: list[str]) -> None:
-    """One JSON line with the command that produced it, the machine and the date."""
+def append_row(path: str, row: dict, argv: list[str], program: str = "kshot") -> None:
+    """One JSON line with the command that produced it (`program` and its arguments), the machine
+    and the date."""
     row = row | {
-        "command": "kshot " + shlex.join(argv),
+        "command": f"{program} {shlex.join(argv)}",
         "machine": machine_description(),
         "date": time.strftime("%Y-%m-%d"),
     }

@@ -92,8 +92,9 @@ def cmd_identify(args) -> int:
         print(json.dumps([{"image": s, **r} for s, r in zip(sources, results)], indent=1))
         return 0
     for source, r in zip(sources, results):
-        others = ", ".join(f"{c['name']} {c['score']:.3g}" for c in r["candidates"])
-        print(f"{source}: {r['name']} (score {r['score']:.3g}; top: {others})")
+        shown = lambda c: f"{c['confidence']:.0%}" if c["confidence"] is not None else f"score {c['score']:.3g}"
+        others = ", ".join(f"{c['name']} {shown(c)}" for c in r["candidates"])
+        print(f"{source}: {r['name']} ({shown(r)}; top: {others})")
     return 0
 
 
