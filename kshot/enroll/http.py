@@ -14,11 +14,12 @@ import io
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -27,7 +28,7 @@ from .service_core import Enroller, UploadError
 from .store import StoreError
 
 MAX_FILES = 20
-IMAGES = File(..., min_length=1, description="one or more photos (PNG, JPEG, PGM, ...)")
+IMAGES = File(..., min_length=1, max_length=MAX_FILES, description=f"1 to {MAX_FILES} photos (PNG, JPEG, PGM, ...)")
 PAGE = Path(__file__).with_name("static") / "index.html"
 
 
@@ -42,9 +43,9 @@ def errors(*codes: int) -> dict:
         401: "no or wrong bearer token",
         404: "no such class or example",
         409: "a class of that name already exists",
-        413: "too many files, or an image over the byte or pixel limit",
+        413: "an image over the byte or pixel limit",
         415: "a file that is not an image",
-        422: "a required field is missing or of the wrong type",
+        422: "a field is missing, of the wrong type or out of range (e.g. more than 20 files)",
     }
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
@@ -77,16 +78,20 @@ class Settings(BaseModel):
 
 
 class ThresholdChange(BaseModel):
+    model_config = ConfigDict(strict=True)  # `false` is not a threshold of 0
+
     threshold: float | None = Field(default=None, description="a raw score")
     confidence: float | None = Field(default=None, gt=0, lt=1, description="or a calibrated confidence")
     default: bool = Field(default=False, description="or back to the model's calibrated threshold")
 
 
 class Rename(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     name: str = Field(min_length=1, max_length=200)
 
 
-def create_app(enroller: Enroller, token: str, read_token: str | None = None, max_files: int = MAX_FILES):
+def create_app(enroller: Enroller, token: str, read_token: str | None = None):
     """`token` is the write token; `read_token` (if given) is accepted for reads too."""
     if not token:
         raise KshotError("the service needs a write token: pass --token or set KSHOT_TOKEN")
@@ -138,10 +143,7 @@ def create_app(enroller: Enroller, token: str, read_token: str | None = None, ma
             refuse("names and photos of enrolled people need the read (or write) token")
 
     def read_uploads(files: list[UploadFile]) -> tuple[list[bytes], list[str]]:
-        if not files:
-            raise UploadError("send at least one image in the `images` field", 400)
-        if len(files) > max_files:
-            raise UploadError(f"{len(files)} files is over the limit of {max_files} per request", 413)
+        """(bytes, file names) of the uploads; their count is checked by the schema (1 to MAX_FILES)."""
         out, names = [], []
         for f in files:
             out.append(f.file.read(enroller.max_bytes + 1))  # never read more than the limit allows
@@ -240,7 +242,7 @@ def create_app(enroller: Enroller, token: str, read_token: str | None = None, ma
             **errors(401, 404, 422),
         },
     )
-    def example_image(example_id: int):
+    def example_image(example_id: int = FastAPIPath(ge=0, le=2**63 - 1, description="an id from /classes")):
         data = store.image(example_id)
         if data is None:
             raise StoreError(f"no stored image for example {example_id}", 404)
