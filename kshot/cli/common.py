@@ -60,6 +60,19 @@ def checkpoint_data(
     return dataset, protocol, loaded
 
 
+def checkpoint_row(meta: dict, dataset: str, protocol: str, args) -> dict:
+    """The fields every result row of `kshot eval` starts with: what was evaluated, on what."""
+    return {
+        "method": meta["method"],
+        "backbone": meta["backbone"],
+        "dataset": dataset,
+        "protocol": protocol,
+        "split": args.split,
+        "checkpoint": str(args.checkpoint),
+        "train_seconds": meta.get("train_seconds"),
+    }
+
+
 def machine_description() -> str:
     import torch
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import EPILOG, append_row, checkpoint_data, key_values
+from .common import EPILOG, append_row, checkpoint_data, checkpoint_row, key_values
 
 
 def add_eval_parser(sub) -> None:
@@ -86,11 +86,7 @@ def cmd_eval(args) -> int:
         progress=not args.quiet,
     )
     row = {
-        "method": meta["method"],
-        "backbone": meta["backbone"],
-        "dataset": dataset,
-        "protocol": protocol,
-        "split": args.split,
+        **checkpoint_row(meta, dataset, protocol, args),
         "way": args.way,
         "shot": args.shot,
         "query": args.query,
@@ -98,8 +94,6 @@ def cmd_eval(args) -> int:
         "accuracy": round(result.accuracy, 3),
         "ci95": round(result.ci95, 3),
         "eval_seconds": round(result.seconds, 2),
-        "checkpoint": str(args.checkpoint),
-        "train_seconds": meta.get("train_seconds"),
         "train_episodes": meta.get("episode"),
         **({"method_overrides": overrides} if overrides else {}),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import append_row
+from .common import append_row, checkpoint_row
 
 
 def eval_open_set(args, learner, meta: dict, dataset: str, protocol: str, test) -> int:
@@ -28,11 +28,7 @@ def eval_open_set(args, learner, meta: dict, dataset: str, protocol: str, test) 
     )
     if args.record:
         row = {
-            "method": meta["method"],
-            "backbone": meta["backbone"],
-            "dataset": dataset,
-            "protocol": protocol,
-            "split": args.split,
+            **checkpoint_row(meta, dataset, protocol, args),
             "metric": "open_set",
             "way": enrolled,
             "shot": args.shot,
@@ -43,8 +39,6 @@ def eval_open_set(args, learner, meta: dict, dataset: str, protocol: str, test) 
             "false_accept": round(r.false_accept, 3),
             "false_accept_ci95": round(r.false_accept_ci95, 3),
             "threshold": threshold,
-            "checkpoint": str(args.checkpoint),
-            "train_seconds": meta.get("train_seconds"),
         }
         append_row(args.record, row, args.argv)
     return 0
