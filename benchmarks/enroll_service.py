@@ -101,12 +101,12 @@ def files(blob: bytes):
 def latency(service: Service, data_dir: Path, requests: int) -> dict:
     client = httpx.Client(base_url=service.url, timeout=60)
     for _ in range(3):  # warm-up: the first request after a write rebuilds the prototype matrix
-        client.post("/identify", files=files(photo(31, 1, data_dir))).raise_for_status()
+        client.post("/identify", files=files(photo(31, 1, data_dir)), headers=AUTH).raise_for_status()
     times = []
     for i in range(requests):
         blob = photo(31 + i % 10, 1 + i % 10, data_dir)
         t0 = time.perf_counter()
-        client.post("/identify", files=files(blob)).raise_for_status()
+        client.post("/identify", files=files(blob), headers=AUTH).raise_for_status()
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     enrolls = 50
@@ -142,7 +142,7 @@ def load_test(service: Service, store: Path, data_dir: Path, clients: int, secon
                     else:
                         errors.append(r.text)
             else:
-                r = client.post("/identify", files=files(blob))
+                r = client.post("/identify", files=files(blob), headers=AUTH)
                 with lock:
                     counts["identify"] += 1
                     if r.status_code != 200:
