@@ -119,6 +119,7 @@ def test_a_receptionist_enrolls_identifies_renames_and_deletes(server, browser, 
     field("enroll-name").send_keys("Camera visitor")
     field("enroll-button").click()
     wait.until(lambda d: field("enroll-status").text.startswith("enrolled Camera visitor (1 photo)"))
+    wait.until(lambda d: people() == ["Ada", "Alan", "Camera visitor", "Grace"])
 
     # a second photo for Ada, through her card's button (which opens the page's file chooser)
     card = lambda name: browser.find_element(By.CSS_SELECTOR, f'#people .person[data-name="{name}"]')
