@@ -35,7 +35,7 @@ from .run_state import optimizer_tensors, read_log, restore_optimizer, stop_requ
 from .tasks import Episodes, TaskFamily
 
 # A model that can enroll classes leaves training with an "unknown" threshold set for this
-# false-accept rate on the validation classes (`kshot calibrate` sets another).
+# false-accept rate on the validation classes (a store may set another: `kshot classes threshold`).
 CALIBRATION_FAR = 0.01
 
 
