@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.sampler import Task
+from ..errors import ConfigError
 
 Classifier = Callable[[Tensor], Tensor]
 """query [q, ...] -> logits [q, way] (higher is more likely)."""
@@ -53,6 +54,14 @@ class Learner(nn.Module):
     @property
     def transductive(self) -> bool:
         return False
+
+    def check_way(self, way: int) -> None:
+        """A `fixed_way` learner (which keeps its way in `self.way`) classifies only tasks of that way."""
+        if self.fixed_way and way != self.way:
+            raise ConfigError(
+                f"this {self.method} model has a {self.way}-way output layer and cannot classify "
+                f"{way}-way tasks; evaluate with --way {self.way} or train a {way}-way model"
+            )
 
     def adapt(
         self, support: Tensor, support_labels: Tensor, way: int, generator: torch.Generator | None = None

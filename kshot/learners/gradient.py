@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.sampler import Task
-from ..errors import ConfigError
 from ..nets import output_features
 from ..nets.norm import reference_rows
 from .base import Classifier, Learner
@@ -103,13 +102,6 @@ class GradientLearner(Learner):
         return self.inner_loss(logits, q_labels), logits
 
     # ---- the learner interface ----------------------------------------------------
-    def check_way(self, way: int) -> None:
-        if way != self.way:
-            raise ConfigError(
-                f"this {self.method} model has a {self.way}-way output layer and cannot classify "
-                f"{way}-way tasks; evaluate with --way {self.way} or train a {way}-way model"
-            )
-
     def adapt(
         self, support: Tensor, support_labels: Tensor, way: int, generator: torch.Generator | None = None
     ) -> Classifier:

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..nets import output_features
 from .base import Classifier, Learner, class_means
 from .meta_lstm import preprocess
@@ -89,13 +88,6 @@ class MetaNet(Learner):
         probabilities = torch.softmax(self.output(h), dim=1).detach()
         gradient = (probabilities - F.one_hot(labels, way).to(h.dtype)).unsqueeze(2) * h.unsqueeze(1)
         return self.example_weights(gradient)
-
-    def check_way(self, way: int) -> None:
-        if way != self.way:
-            raise ConfigError(
-                f"this metanet model has a {self.way}-way output layer and cannot classify "
-                f"{way}-way tasks; evaluate with --way {self.way} or train a {way}-way model"
-            )
 
     def adapt(
         self, support: Tensor, support_labels: Tensor, way: int, generator: torch.Generator | None = None
