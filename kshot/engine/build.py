@@ -49,7 +49,7 @@ def build_learner(
             f"{dict(cls.backbone_needs)}): {e}"
         ) from e
     known = method_options(cls)
-    unknown = sorted(set(method_args or {}) - known - {"way", "input_shape"})
+    unknown = sorted(set(method_args or {}) - known)
     if unknown:
         raise ConfigError(
             f"unknown option(s) {', '.join(unknown)} for method {method!r}; its options: {', '.join(sorted(known))}"

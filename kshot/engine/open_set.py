@@ -40,6 +40,12 @@ class OpenSetCalibration:
         z = self.slope * score + self.intercept
         return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
+    def score_at(self, confidence: float) -> float:
+        """The raw score whose confidence is `confidence` (in (0, 1)): the inverse of `confidence`."""
+        if not 0 < confidence < 1:
+            raise DataError(f"a confidence threshold must be between 0 and 1, not {confidence}")
+        return (math.log(confidence / (1 - confidence)) - self.intercept) / self.slope
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -70,6 +76,14 @@ class StoreEpisodes:
     strangers: torch.Tensor
     genuine_rounds: list[int]
     stranger_rounds: list[int]
+
+    def strangers_accepted(self, threshold: float) -> torch.Tensor:
+        """1.0 where a stranger's best score reaches the threshold (given a name), else 0.0."""
+        return (self.strangers >= threshold).double()
+
+    def identified(self, threshold: float) -> torch.Tensor:
+        """1.0 where a genuine photo's best class is right and accepted at the threshold, else 0.0."""
+        return ((self.genuine >= threshold) & self.correct).double()
 
 
 def store_episodes(
@@ -126,8 +140,8 @@ def calibrate(
         far=far,
         slope=slope,
         intercept=intercept,
-        measured_far=float((e.strangers >= threshold).double().mean()),
-        measured_accept=float(((e.genuine >= threshold) & e.correct).double().mean()),
+        measured_far=float(e.strangers_accepted(threshold).mean()),
+        measured_accept=float(e.identified(threshold).mean()),
         rounds=rounds,
         shot=shot,
         classes=dataset.num_classes,
@@ -156,11 +170,9 @@ def measure(
     """False accepts and correct identifications at `threshold`, as percentages with 95% intervals
     over `rounds` seeded store-like episodes (one rate per round)."""
     e = store_episodes(learner, dataset, shot, enrolled, rounds, seed)
-    accepted = (e.strangers >= threshold).double()
-    right = ((e.genuine >= threshold) & e.correct).double()
     per_round = lambda values, sizes: torch.stack([part.mean() for part in values.split(sizes)])
-    false_accept, far_ci = mean_ci95(100 * per_round(accepted, e.stranger_rounds))
-    identified, id_ci = mean_ci95(100 * per_round(right, e.genuine_rounds))
+    false_accept, far_ci = mean_ci95(100 * per_round(e.strangers_accepted(threshold), e.stranger_rounds))
+    identified, id_ci = mean_ci95(100 * per_round(e.identified(threshold), e.genuine_rounds))
     return OpenSetResult(false_accept, far_ci, identified, id_ci, rounds)
 
 

@@ -5,7 +5,6 @@ write, so a bad image never leaves a half-enrolled class."""
 from __future__ import annotations
 
 import io
-import math
 import threading
 from pathlib import Path
 
@@ -216,10 +215,7 @@ class Enroller:
         """The raw score at which the calibrated confidence equals `confidence` (in (0, 1))."""
         if self.calibration is None:
             raise KshotError("this model has no open-set calibration: give the threshold as a raw score")
-        if not 0 < confidence < 1:
-            raise KshotError(f"a confidence threshold must be between 0 and 1, not {confidence}")
-        c = self.calibration
-        return (math.log(confidence / (1 - confidence)) - c.intercept) / c.slope
+        return self.calibration.score_at(confidence)
 
     def reembed(self) -> int:
         """Move the store to this model: re-embed every kept image. Returns how many."""
