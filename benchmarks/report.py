@@ -42,7 +42,7 @@ def accuracy_table(all_rows: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in all_rows:
-        if "accuracy" not in r or r.get("metric") in ("pair_accuracy", "open_set"):
+        if "accuracy" not in r or r.get("metric") in ("pair_accuracy", "open_set") or "instance" in r:
             continue
         paper = PAPERS.get(r["method"], ("", {}))[1].get((r["way"], r["shot"]))
         seconds = r.get("train_seconds")
@@ -71,11 +71,32 @@ def pair_table(all_rows: list[dict]) -> list[str]:
 def speed_table(all_rows: list[dict]) -> list[str]:
     out = ["| what | implementation | episode | value | command | machine | date |", "|---|---|---|---|---|---|---|"]
     for r in all_rows:
-        if r.get("metric", "").endswith("per_second") and "impl" in r and r.get("method") != "maml":
+        if (
+            r.get("metric", "").endswith("per_second")
+            and "impl" in r
+            and r.get("method") != "maml"
+            and "profile_top_ops_percent" not in r
+        ):
             note = f" ({r['note']})" if r.get("note") else ""
             out.append(
                 f"| {r['metric']} | {r['impl']}{note} | {r['way']}w{r['shot']}s{r['query']}q | **{r['value']}** {r['unit']} "
                 f"| `{r['command']}` | {r['machine']} | {r['date']} |"
+            )
+    return out
+
+
+def profiled_speed_table(all_rows: list[dict]) -> list[str]:
+    out = [
+        "| model | episode, per step | training episodes/s (median of rounds) | where the time goes (self CPU time) "
+        "| command | machine | date |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in all_rows:
+        if "profile_top_ops_percent" in r:
+            ops = ", ".join(f"{op} {pct:.0f}%" for op, pct in r["profile_top_ops_percent"][:6])
+            out.append(
+                f"| {r['model']} | {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} | **{r['value']}** "
+                f"({', '.join(map(str, r['rounds']))}) | {ops} | `{r['command']}` | {r['machine']} | {r['date']} |"
             )
     return out
 
@@ -133,6 +154,41 @@ def meta_speed_table(all_rows: list[dict]) -> list[str]:
     return out
 
 
+def instance_table(all_rows: list[dict]) -> list[str]:
+    """Santoro et al.'s sequential protocol: one line per model, a column per instance."""
+    from kshot.plots.instances import PAPER_TABLE_1
+
+    models: dict[tuple, dict] = {}
+    for r in all_rows:
+        if "instance" in r:
+            models.setdefault((r["model"], r["checkpoint"], r["command"]), {})[r["instance"]] = r
+    columns = sorted({k for m in models.values() for k in m})
+    out = [
+        "| model | "
+        + " | ".join(f"instance {k}" for k in columns)
+        + " | test episodes | trained | checkpoint | command |",
+        "|---|" + "---|" * len(columns) + "---|---|---|---|",
+    ]
+    for (model, checkpoint, command), by_instance in models.items():
+        first = next(iter(by_instance.values()))
+        cells = [
+            f"**{by_instance[k]['accuracy']:.1f} ± {by_instance[k]['ci95']:.1f}**" if k in by_instance else "–"
+            for k in columns
+        ]
+        trained = f"{first['train_episodes']} steps, {first['train_seconds'] / 60:.0f} min"
+        out.append(
+            f"| {model} | " + " | ".join(cells) + f" | {first['episodes']} | {trained} | `{checkpoint}` | `{command}` |"
+        )
+        paper = PAPER_TABLE_1.get(model)
+        if paper:
+            out.append(
+                f"| {model}, Santoro et al. 2016 table 1 | "
+                + " | ".join(f"{paper[k]}" if k in paper else "–" for k in columns)
+                + " | | | | |"
+            )
+    return out
+
+
 def open_set_table(all_rows: list[dict]) -> list[str]:
     out = [
         "| model | data (people never trained or calibrated on) | enrolled per round | photos each | rounds "
@@ -181,6 +237,10 @@ def main() -> None:
         "",
         *quickstart_table(all_rows),
         "",
+        "### Sequences: accuracy by instance (Santoro et al.'s protocol)",
+        "",
+        *instance_table(all_rows),
+        "",
         "### Verification (pairs)",
         "",
         *pair_table(all_rows),
@@ -200,6 +260,10 @@ def main() -> None:
         "### Speed",
         "",
         *speed_table(all_rows),
+        "",
+        "### Model-based methods: training speed and profile",
+        "",
+        *profiled_speed_table(all_rows),
         "",
         "### MAML meta-training speed and memory",
         "",

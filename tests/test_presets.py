@@ -23,10 +23,11 @@ def test_every_preset_loads_into_valid_settings(name):
 def test_each_committed_checkpoint_has_a_preset_that_reproduces_its_settings(path):
     recorded = {k: v for k, v in json.loads(path.read_text())["config"].items() if k != "data_dir"}
     preset = TrainConfig.from_dict(read_config(path.stem)).to_dict()
-    # Every recorded setting; older checkpoints predate optimizer, lr_schedule and meta_batch, whose
-    # defaults (adam, step, 1) are what ran then.
+    # Every recorded setting; older checkpoints predate settings added since (their defaults are
+    # what ran then: adam, step, 1, no clipping, no augmentation, and batches unused by episodes).
     assert {k: preset[k] for k in recorded} == recorded
-    assert set(preset) - set(recorded) <= {"data_dir", "optimizer", "lr_schedule", "meta_batch"}
+    added_since = {"optimizer", "lr_schedule", "meta_batch", "grad_clip", "augment", "batch_size"}
+    assert set(preset) - set(recorded) <= {"data_dir"} | added_since
 
 
 def test_every_paper_preset_named_by_a_method_exists():

@@ -12,8 +12,10 @@ from torch import Tensor
 class ClassIndexedDataset:
     """Items sorted by class: class `c` owns rows `offsets[c]:offsets[c+1]` of `items`.
 
-    `items` is uint8 [n, C, H, W] for images (converted to float in [0, 1] on access)
-    or float [n, D] for feature vectors. `name` says where it came from (for messages).
+    `items` is uint8 [n, C, H, W] for images (converted to float in [0, 1] on access, then
+    standardised per channel when `meta["normalize"]` holds [mean per channel, std per channel],
+    the training split's statistics) or float [n, D] for feature vectors. `name` says where it
+    came from (for messages).
     """
 
     items: Tensor
@@ -51,9 +53,15 @@ class ClassIndexedDataset:
         return self.items.shape[0]
 
     def fetch(self, index: Tensor) -> Tensor:
-        """Items at `index` as float (images scaled to [0, 1])."""
+        """Items at `index` as float (images scaled to [0, 1], then standardised if the data set says so)."""
         x = self.items[index]
-        return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+        if x.dtype != torch.uint8:
+            return x
+        x = x.float().div_(255.0)
+        if "normalize" in self.meta:
+            mean, std = (torch.tensor(v).view(-1, 1, 1) for v in self.meta["normalize"])
+            x = x.sub_(mean).div_(std)
+        return x
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         label = int(torch.searchsorted(self.offsets, torch.tensor(int(i)), right=True)) - 1

@@ -18,11 +18,16 @@ def effective_backbone_args(method: str, backbone_args: dict | None) -> dict:
     return {**METHODS.get(method).backbone_needs, **(backbone_args or {})}
 
 
-def task_args(method: str, way: int | None, input_shape: Sequence[int] | None) -> dict:
-    """The task facts a method declares it needs: `way` (fixed output layer) and `input_shape`."""
+def task_args(method: str, way: int | None, input_shape: Sequence[int] | None, base_classes: int | None = None) -> dict:
+    """The task facts a method declares it needs: `way` (fixed output layer), `input_shape` and
+    `base_classes` (the number of training classes, for a pretrained classifier)."""
     cls = METHODS.get(method)
     args: dict = {}
-    for needed, name, value in ((cls.fixed_way, "way", way), (cls.needs_input_shape, "input_shape", input_shape)):
+    for needed, name, value in (
+        (cls.fixed_way, "way", way),
+        (cls.needs_input_shape, "input_shape", input_shape),
+        (cls.needs_base_classes, "base_classes", base_classes),
+    ):
         if needed:
             if value is None:
                 raise ConfigError(f"method {method!r} needs the task's {name} to be built")
@@ -37,6 +42,7 @@ def build_learner(
     method_args: dict | None = None,
     way: int | None = None,
     input_shape: Sequence[int] | None = None,
+    base_classes: int | None = None,
 ) -> Learner:
     """`method_args` may already hold `way` / `input_shape` (checkpoints written before they were
     passed separately); the ones given here are used only where they are missing."""
@@ -55,7 +61,12 @@ def build_learner(
             f"unknown option(s) {', '.join(unknown)} for method {method!r}; its options: {', '.join(sorted(known))}"
         )
     options = {
-        **task_args(method, (method_args or {}).get("way", way), (method_args or {}).get("input_shape", input_shape)),
+        **task_args(
+            method,
+            (method_args or {}).get("way", way),
+            (method_args or {}).get("input_shape", input_shape),
+            (method_args or {}).get("base_classes", base_classes),
+        ),
         **(method_args or {}),
     }
     try:

@@ -32,12 +32,15 @@ class TrainConfig:
     query: int = 5
     episodes: int = 20000  # outer steps; each takes meta_batch episodes
     meta_batch: int = 1
+    batch_size: int = 64  # images per mini-batch, for learners pretrained on batches (trains_on)
+    augment: str = "none"  # or "standard": random crop with padding, flip, colour jitter (data/augment.py)
     # Adam, lr 1e-3 halved every 2000 episodes (Snell et al. 2017, section 3.1).
     optimizer: str = "adam"
     lr: float = 1e-3
     lr_schedule: str = "step"  # or "linear": decay to 0 at the last step (Reptile)
     lr_step: int = 2000
     lr_gamma: float = 0.5
+    grad_clip: float = 0.0  # clip the gradient's global norm to this before each step (0: off)
     val_way: int = 5
     val_shot: int | None = None  # None: the training shot
     val_query: int = 15
@@ -62,13 +65,16 @@ class TrainConfig:
             "log_every",
             "image_size",
             "meta_batch",
+            "batch_size",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 (grey) or 3 (colour), not {self.channels}")
-        if self.shot < 0 or self.lr <= 0:
-            raise ConfigError("shot must be >= 0 and lr > 0")
+        if self.shot < 0 or self.lr <= 0 or self.grad_clip < 0:
+            raise ConfigError("shot and grad_clip must be >= 0 and lr > 0")
+        if self.augment not in ("none", "standard"):
+            raise ConfigError(f"augment must be 'none' or 'standard', not {self.augment!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
         if self.lr_schedule not in ("step", "linear"):
@@ -76,6 +82,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every setting's class default (before any preset)."""
+        return {f.name: f.default_factory() if callable(f.default_factory) else f.default for f in fields(cls)}
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

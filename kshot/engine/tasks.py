@@ -8,14 +8,18 @@ are others, trained by the same loop with the same checkpoints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..data.augment import augment
 from ..data.dataset import ClassIndexedDataset
-from ..data.sampler import Task, episode_sampler
+from ..data.sampler import Task, episode_sampler, episode_seed
 from ..learners import Learner
+from .config import TrainConfig
 
 
 @dataclass
@@ -31,17 +35,69 @@ class TaskFamily(Protocol):
 
 
 class Episodes:
-    """N-way K-shot Q-query classification episodes from a class-indexed data set."""
+    """N-way K-shot Q-query classification episodes from a class-indexed data set, their images
+    augmented (`data/augment.py`) if asked, with each episode's own seed."""
 
-    def __init__(self, dataset: ClassIndexedDataset, way: int, shot: int, query: int, seed: int = 0):
-        self.dataset = dataset
+    def __init__(
+        self, dataset: ClassIndexedDataset, way: int, shot: int, query: int, seed: int = 0, augmented: bool = False
+    ):
+        self.dataset, self.augmented = dataset, augmented
         self.sampler = episode_sampler(dataset, way, shot, query, 0, seed)
 
     def tasks(self, index: int, size: int) -> list[Task]:
-        return [self.sampler.task(self.dataset, index * size + j) for j in range(size)]
+        tasks = [self.sampler.task(self.dataset, index * size + j) for j in range(size)]
+        return [self.augment(t) for t in tasks] if self.augmented else tasks
+
+    def augment(self, task: Task) -> Task:
+        g = torch.Generator().manual_seed(task.seed + 1)  # not the learner's own stream (task.generator())
+        normalize = self.dataset.meta.get("normalize")
+        return replace(task, support=augment(task.support, g, normalize), query=augment(task.query, g, normalize))
 
     def step(self, learner: Learner, index: int, size: int) -> StepResult:
         tasks = self.tasks(index, size)
         loss, logits = learner.meta_step(tasks)
         labels = torch.stack([t.query_labels for t in tasks])
         return StepResult(loss, 100 * (logits.argmax(-1) == labels).float().mean().item())
+
+
+class Batches:
+    """Ordinary mini-batches over all the training classes, for learners pretrained as one
+    classifier (the fine-tuning baselines): each epoch is a seeded permutation of the items."""
+
+    def __init__(self, dataset: ClassIndexedDataset, batch_size: int, seed: int = 0, augmented: bool = False):
+        if batch_size > len(dataset):
+            batch_size = len(dataset)
+        self.dataset, self.batch_size, self.seed, self.augmented = dataset, batch_size, seed, augmented
+        self.per_epoch = len(dataset) // batch_size  # the last partial batch of an epoch is dropped
+
+    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, position = divmod(index, self.per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
+        chosen = torch.from_numpy(order[position * self.batch_size : (position + 1) * self.batch_size])
+        x = self.dataset.fetch(chosen)
+        if self.augmented:
+            g = torch.Generator().manual_seed(episode_seed(self.seed, index))
+            x = augment(x, g, self.dataset.meta.get("normalize"))
+        return x, self.dataset.labels[chosen]
+
+    def step(self, learner: Learner, index: int, size: int) -> StepResult:
+        """`size` batches (the meta-batch setting) make one step's gradient."""
+        loss_sum, correct, seen = 0.0, 0, 0
+        for j in range(size):
+            x, y = self.batch(index * size + j)
+            logits = learner.batch_logits(x)
+            loss = F.cross_entropy(logits, y) / size
+            loss.backward()
+            loss_sum += loss.item()
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        return StepResult(loss_sum, 100 * correct / seen)
+
+
+def training_family(learner: Learner, dataset: ClassIndexedDataset, settings: TrainConfig) -> TaskFamily:
+    """What the learner declares it trains on (`Learner.trains_on`), drawn from the data set."""
+    s = settings
+    augmented = s.augment == "standard"
+    if learner.trains_on == "batches":
+        return Batches(dataset, s.batch_size, s.seed, augmented)
+    return Episodes(dataset, s.way, s.shot, s.query, s.seed, augmented)

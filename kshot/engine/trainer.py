@@ -32,7 +32,7 @@ from .evaluator import evaluate
 from .fit import fit_to_data
 from .open_set import calibrate
 from .run_state import optimizer_tensors, read_log, restore_optimizer, stop_requests
-from .tasks import Episodes, TaskFamily
+from .tasks import TaskFamily, training_family
 
 # A model that can enroll classes leaves training with an "unknown" threshold set for this
 # false-accept rate on the validation classes (a store may set another: `kshot classes threshold`).
@@ -52,11 +52,7 @@ class Trainer:
     ):
         s = self.settings = settings
         self.learner, self.out, self.progress = learner, Path(out_dir), progress
-        self.tasks = (
-            Episodes(train_set, s.way, s.shot, s.query, s.seed)
-            if isinstance(train_set, ClassIndexedDataset)
-            else train_set
-        )
+        self.tasks = training_family(learner, train_set, s) if isinstance(train_set, ClassIndexedDataset) else train_set
         self.val_set = val_set
         if val_set is not None:  # fail now, not after an hour of training
             episode_sampler(val_set, s.val_way, self.val_shot, s.val_query, 1)
@@ -102,9 +98,12 @@ class Trainer:
             )
         torch.manual_seed(c.seed)
         backbone_args = effective_backbone_args(c.method, {"in_channels": c.channels, **c.backbone_args})
-        method_args = {**task_args(c.method, c.way, [c.channels, c.image_size, c.image_size]), **c.method_args}
+        input_shape = [c.channels, c.image_size, c.image_size]
+        method_args = {**task_args(c.method, c.way, input_shape, train_set.num_classes), **c.method_args}
         learner = build_learner(c.method, c.backbone, backbone_args, method_args)
         data = {k: train_set.meta.get(k) for k in ("dataset", "protocol", "image_size")} | {"channels": c.channels}
+        if "normalize" in train_set.meta:  # what a store or service must apply to a new photo
+            data["normalize"] = train_set.meta["normalize"]
         if "split_seed" in train_set.meta:
             data["classes"] = {"train": train_set.class_names, **({"val": val_set.class_names} if val_set else {})}
         meta = {**learner_meta(c.method, c.backbone, backbone_args, method_args), "data": data}
@@ -142,7 +141,8 @@ class Trainer:
         tensors, meta = checkpoint.load(path, expect_method=self.learner.method)
         if meta.get("kind") != "training-state":
             raise CheckpointError(f"{path} holds no optimizer state, so training cannot resume from it")
-        ours, theirs = self.settings.to_dict(), dict(meta["config"])
+        # A setting added to kshot after the run began has its default there (the run used none).
+        ours, theirs = self.settings.to_dict(), {**TrainConfig.defaults(), **meta["config"]}
         ours.pop("episodes"), theirs.pop("episodes")  # extending a run is allowed
         if ours != theirs:
             changed = sorted(k for k in ours if ours[k] != theirs.get(k))
@@ -191,6 +191,8 @@ class Trainer:
         t0 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         result = self.tasks.step(self.learner, self.episode, s.meta_batch)
+        if s.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.learner.parameters(), s.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.episode += 1

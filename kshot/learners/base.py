@@ -17,6 +17,10 @@ they never probe a method with getattr/hasattr or test its name:
   from the backbone's output for it (`kshot.nets.output_shape`): no width is typed by hand.
 - `fixed_way`: the constructor takes `way=N`; the model has an N-unit output layer and
   classifies N-way tasks only.
+- `trains_on`: "episodes" (meta-training, the default) or "batches" (ordinary mini-batches over
+  all training classes through `batch_logits`, as the fine-tuning baselines pretrain).
+- `needs_base_classes`: the constructor takes `base_classes=N`, the number of training classes
+  (the pretraining classifier's width).
 - `paper_preset`: the shipped config (kshot/configs/NAME.toml) with its paper's training
   settings, the base layer under the user's settings.
 - `transductive` (a property, as it may depend on options): a query's prediction depends on
@@ -25,6 +29,8 @@ they never probe a method with getattr/hasattr or test its name:
   reused across episodes (the evaluator) or stored (the enrollment store).
 - `PrototypeLearner`: a metric learner that scores queries against one prototype per class,
   so a store of many classes needs one prototype each.
+- `SequenceLearner`: reads an episode as one labelled sequence (Santoro et al.'s protocol: step t
+  sees input t with label t-1), so it can also be scored by how often a class has been seen.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class Learner(nn.Module):
     backbone_needs: ClassVar[Mapping[str, object]] = MappingProxyType({})
     needs_input_shape: ClassVar[bool] = False
     fixed_way: ClassVar[bool] = False
+    trains_on: ClassVar[str] = "episodes"
+    needs_base_classes: ClassVar[bool] = False
     paper_preset: ClassVar[str | None] = None
 
     @property
@@ -75,6 +83,11 @@ class Learner(nn.Module):
         """(scalar loss, query logits [q, way]) of one episode."""
         logits = self.adapt(task.support, task.support_labels, task.way, task.generator())(task.query)
         return F.cross_entropy(logits, task.query_labels), logits
+
+    def batch_logits(self, inputs: Tensor) -> Tensor:
+        """inputs [n, *input] -> logits over the training classes [n, base_classes]; for learners that
+        declare `trains_on = "batches"`."""
+        raise NotImplementedError
 
     def meta_step(self, tasks: list[Task]) -> tuple[float, Tensor]:
         """Accumulate the gradient of the meta-batch's mean loss into `.grad`; returns (loss value,
@@ -144,3 +157,13 @@ class PrototypeLearner(MetricLearner):
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
         return self.prototype_classifier(class_means(support_features, support_labels, way))
+
+
+class SequenceLearner(Learner):
+    """A method that reads an episode as one sequence in which step t sees input t and the label
+    of step t-1 (never its own), and predicts every step; `kshot instances` scores it by how many
+    times each class has been seen."""
+
+    def sequence_logits(self, inputs: Tensor, labels: Tensor) -> Tensor:
+        """inputs [B, T, *input], labels [B, T] in 0..way-1 -> logits [B, T, way]."""
+        raise NotImplementedError
