@@ -7,13 +7,15 @@ import sys
 
 from ..allocator import keep_freed_memory
 from ..errors import KshotError
-from . import datasets, enroll, evaluate, instances, pairs, plot, serve, sinusoid, train
+from . import curves, datasets, enroll, evaluate, instances, pairs, plot, serve, sinusoid, tasks, train
 from .common import EPILOG, machine_description
 
 COMMANDS = {
     "train": (train.add_train_parser, train.cmd_train),
     "eval": (evaluate.add_eval_parser, evaluate.cmd_eval),
     "instances": (instances.add_instances_parser, instances.cmd_instances),
+    "curves": (curves.add_curves_parser, curves.cmd_curves),
+    "tasks": (tasks.add_tasks_parser, tasks.cmd_tasks),
     "datasets": (datasets.add_datasets_parser, datasets.cmd_datasets),
     "pairs": (pairs.add_pairs_parser, pairs.cmd_pairs),
     "plot": (plot.add_plot_parser, plot.cmd_plot),

@@ -8,6 +8,16 @@ import torch
 from torch import Tensor
 
 
+def image_floats(images: Tensor, normalize: list[list[float]] | None = None) -> Tensor:
+    """uint8 images [n, C, H, W] -> float in [0, 1], standardised per channel with `normalize`
+    ([mean per channel, std per channel]) where a data set (and so its models) uses it."""
+    x = images.float().div_(255.0)
+    if normalize is not None:
+        mean, std = (torch.tensor(v).view(-1, 1, 1) for v in normalize)
+        x = x.sub_(mean).div_(std)
+    return x
+
+
 @dataclass
 class ClassIndexedDataset:
     """Items sorted by class: class `c` owns rows `offsets[c]:offsets[c+1]` of `items`.
@@ -55,13 +65,7 @@ class ClassIndexedDataset:
     def fetch(self, index: Tensor) -> Tensor:
         """Items at `index` as float (images scaled to [0, 1], then standardised if the data set says so)."""
         x = self.items[index]
-        if x.dtype != torch.uint8:
-            return x
-        x = x.float().div_(255.0)
-        if "normalize" in self.meta:
-            mean, std = (torch.tensor(v).view(-1, 1, 1) for v in self.meta["normalize"])
-            x = x.sub_(mean).div_(std)
-        return x
+        return image_floats(x, self.meta.get("normalize")) if x.dtype == torch.uint8 else x
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         label = int(torch.searchsorted(self.offsets, torch.tensor(int(i)), right=True)) - 1

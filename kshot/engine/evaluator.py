@@ -59,15 +59,18 @@ def evaluate(
     seed: int = 0,
     reuse_features: bool = True,
     progress: bool = True,
+    features: Tensor | None = None,
 ) -> EvalResult:
     """Accuracy on `episodes` seeded test episodes. Metric learners embed each image once
-    (`reuse_features`), then every episode is indexing and a small matrix product."""
+    (`reuse_features`), then every episode is indexing and a small matrix product; `features`
+    passes embeddings already made (`embed_all`) for many evaluations of one model."""
     sampler = episode_sampler(dataset, way, shot, query, episodes, seed)
     was_training = learner.training
     learner.eval()
     start = time.perf_counter()
     accs = torch.empty(episodes)
-    features = embed_all(learner, dataset) if reuse_features and isinstance(learner, MetricLearner) else None
+    if features is None and reuse_features and isinstance(learner, MetricLearner):
+        features = embed_all(learner, dataset)
     labels = torch.arange(way)
     s_labels, q_labels = labels.repeat_interleave(shot), labels.repeat_interleave(query)
     for i in tqdm(range(episodes), desc=f"eval {way}-way {shot}-shot", disable=not progress, leave=False):

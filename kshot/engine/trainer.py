@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..data import ClassIndexedDataset, load_dataset
 from ..data.sampler import episode_sampler
 from ..errors import CheckpointError, DataError
-from ..learners import Learner, MetricLearner
+from ..learners import Learner, PrototypeLearner
 from . import checkpoint
 from .build import build_learner, effective_backbone_args, learner_meta, task_args
 from .config import TrainConfig
@@ -256,7 +256,7 @@ class Trainer:
             bar.close()
         if self.val_set is None:  # nothing to select on: the final model is the best we know
             self._save("best", with_optimizer=False)
-        elif isinstance(self.learner, MetricLearner):
+        elif isinstance(self.learner, PrototypeLearner):  # the learners an enrollment store can use
             self._calibrate_best()
         return {"episode": self.episode, "best_val_accuracy": self.best_val, "train_seconds": self.train_seconds}
 

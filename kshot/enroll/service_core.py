@@ -13,6 +13,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..data.cache import file_digest
+from ..data.dataset import image_floats
 from ..data.images import decode_image, is_uniform
 from ..engine.build import load_learner
 from ..engine.open_set import OpenSetCalibration
@@ -71,6 +72,7 @@ class Enroller:
             )
         data = meta.get("data", {})
         self.size, self.channels = int(data.get("image_size", 28)), int(data.get("channels", 1))
+        self.normalize = data.get("normalize")  # the training split's channel statistics, if it used them
         self.max_bytes, self.max_side = max_bytes, max_side
         self.torch_lock = threading.Lock()
         with torch.no_grad():
@@ -106,7 +108,7 @@ class Enroller:
             if is_uniform(image):
                 raise UploadError(f"{src}: the image is one flat colour, with nothing to recognise; send a photo", 400)
         with self.torch_lock, torch.no_grad():
-            return self.learner.embed(x.float().div_(255.0)).flatten(1).numpy()
+            return self.learner.embed(image_floats(x, self.normalize)).flatten(1).numpy()
 
     def enroll(
         self,
