@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 import tempfile
@@ -18,7 +17,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from kshot.cli.common import machine_description
+from kshot.cli.common import append_row
 from kshot.engine.config import TrainConfig, read_config
 from kshot.engine.trainer import Trainer
 
@@ -102,15 +101,12 @@ def main() -> int:
             "rounds": [round(x, 2) for x in rates[label]],
             "unit": "episodes/s",
             "profile_top_ops_percent": where_time_goes(trainer, profile_steps),
-            "command": "python " + shlex.join(sys.argv),
-            "machine": machine_description(),
-            "date": time.strftime("%Y-%m-%d"),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.record:
-        with open(args.record, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        for r in rows:
+            append_row(args.record, r, sys.argv, program="python")
     return 0
 
 

@@ -32,6 +32,26 @@ PAPERS = {
 }
 
 
+# Published mini-ImageNet (Ravi split) accuracies with Conv-4 unless said, 5w1s / 5w5s.
+MINI_IMAGENET_PAPERS = {
+    ("protonet", None): {(5, 1): 49.42, (5, 5): 68.20},  # Snell et al. 2017, table 2
+    ("baseline", "linear"): {(5, 1): 42.11, (5, 5): 62.53},  # Chen et al. 2019, table A5 (Baseline)
+    ("baseline", "cosine"): {(5, 1): 48.24, (5, 5): 66.43},  # Chen et al. 2019 (Baseline++)
+    ("baseline", "logreg"): {},  # Tian et al. 2020 report ResNet-12 only: 62.02 / 79.64
+    ("maml", None): {(5, 1): 48.70, (5, 5): 63.11},  # Finn et al. 2017, table 2
+}
+
+
+def paper_figure(r: dict) -> float | None:
+    """The published accuracy for a row's method, data set, way and shot, if any."""
+    if r["dataset"] == "mini-imagenet":
+        head = (r.get("method_overrides") or {}).get("head", "linear") if r["method"] == "baseline" else None
+        return MINI_IMAGENET_PAPERS.get((r["method"], head), {}).get((r["way"], r["shot"]))
+    if r["dataset"] == "omniglot":
+        return PAPERS.get(r["method"], ("", {}))[1].get((r["way"], r["shot"]))
+    return None
+
+
 def rows() -> list[dict]:
     return [json.loads(l) for l in (HERE / "results.jsonl").read_text().splitlines() if l.strip()]
 
@@ -44,10 +64,12 @@ def accuracy_table(all_rows: list[dict]) -> list[str]:
     for r in all_rows:
         if "accuracy" not in r or r.get("metric") in ("pair_accuracy", "open_set") or "instance" in r:
             continue
-        paper = PAPERS.get(r["method"], ("", {}))[1].get((r["way"], r["shot"]))
+        paper = paper_figure(r)
         seconds = r.get("train_seconds")
+        options = {**(r.get("method_args") or {}), **(r.get("method_overrides") or {})}
+        method = r["method"] + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
         out.append(
-            f"| {r['method']} | {r['dataset']}/{r['protocol']}/{r.get('split', 'test')} | {r['way']} | {r['shot']} | {r['query']} "
+            f"| {method} | {r['dataset']}/{r['protocol']}/{r.get('split', 'test')} | {r['way']} | {r['shot']} | {r['query']} "
             f"| {r['episodes']} | **{r['accuracy']:.2f} ± {r['ci95']:.2f}** | {paper if paper is not None else '–'} "
             f"| {r.get('train_episodes', '–')} | {f'{seconds / 60:.0f} min' if seconds else '–'} | `{r['checkpoint']}` | `{r['command']}` |"
         )
@@ -97,6 +119,49 @@ def profiled_speed_table(all_rows: list[dict]) -> list[str]:
             out.append(
                 f"| {r['model']} | {r['way']}w{r['shot']}s{r['query']}q, {r['meta_batch']} | **{r['value']}** "
                 f"({', '.join(map(str, r['rounds']))}) | {ops} | `{r['command']}` | {r['machine']} | {r['date']} |"
+            )
+    return out
+
+
+def time_to_accuracy_table(all_rows: list[dict]) -> list[str]:
+    out = [
+        "| run | validation episodes | threshold | training time to reach it | best validation | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in all_rows:
+        if r.get("metric") == "train_seconds_to_val_accuracy":
+            reached = f"**{r['value'] / 60:.1f} min**" if r["value"] is not None else "not reached"
+            out.append(
+                f"| `{r['run']}` | {r['val_way']}-way {r['val_shot']}-shot | {r['threshold']:.0f}% | {reached} "
+                f"| {r['best_val_accuracy']:.1f}% | `{r['command']}` |"
+            )
+    return out
+
+
+def transfer_table(all_rows: list[dict]) -> list[str]:
+    out = [
+        "| data | sources x targets | Spearman (residuals) | permutation p | Spearman (raw) | test episodes per pair | command |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in all_rows:
+        if r.get("metric") == "task_similarity_transfer_spearman":
+            out.append(
+                f"| {r['dataset']}/{r['protocol']} | {len(r['sources'])} x {r['targets']} | **{r['value']:.3f}** "
+                f"| {r['p_value']:.4f} | {r['raw_spearman']:.3f} | {r['episodes']} | `{r['command']}` |"
+            )
+    return out
+
+
+def loader_table(all_rows: list[dict]) -> list[str]:
+    out = [
+        "| data set | split | images | measure | value | command | machine | date |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in all_rows:
+        if r.get("method") == "loader":
+            out.append(
+                f"| {r['dataset']} | {r['split']} | {r['images'] or '–'} | {r['metric']} | **{r['value']} {r['unit']}** "
+                f"| `{r['command']}` | {r['machine']} | {r['date']} |"
             )
     return out
 
@@ -264,6 +329,18 @@ def main() -> None:
         "### Model-based methods: training speed and profile",
         "",
         *profiled_speed_table(all_rows),
+        "",
+        "### Training time to an accuracy",
+        "",
+        *time_to_accuracy_table(all_rows),
+        "",
+        "### Does task similarity predict transfer?",
+        "",
+        *transfer_table(all_rows),
+        "",
+        "### Loading mini-ImageNet",
+        "",
+        *loader_table(all_rows),
         "",
         "### MAML meta-training speed and memory",
         "",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ import time
 import torch
 from scipy.stats import spearmanr
 
-from kshot.cli.common import machine_description
+from kshot.cli.common import append_row
 from kshot.data import load_dataset
 from kshot.engine.build import build_learner, learner_meta
 from kshot.engine.config import TrainConfig
@@ -119,9 +118,6 @@ def main() -> int:
         "episodes": args.test_episodes,
         "train_episodes_per_source": args.episodes,
         "seconds": round(time.perf_counter() - start),
-        "command": "python " + shlex.join(sys.argv),
-        "machine": machine_description(),
-        "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(row))
     if args.plot:
@@ -137,7 +133,7 @@ def main() -> int:
         left.set_title(f"raw: Spearman {raw:.2f}", fontsize=9)
         right.scatter(rs.flatten(), ra.flatten(), s=10, color="C1")
         right.set_xlabel("similarity, source and target means removed")
-        right.set_ylabel("accuracy, source and target means removed (points)")
+        right.set_ylabel("accuracy less source and target means")
         right.set_title(f"residuals: Spearman {rho:.2f}, permutation p = {p_value:.4f}", fontsize=9)
         for ax in (left, right):
             ax.grid(alpha=0.3)
@@ -148,9 +144,10 @@ def main() -> int:
         )
         fig.tight_layout()
         fig.savefig(args.plot)
+        with open(args.plot.rsplit(".", 1)[0] + ".json", "w") as f:  # the matrices behind the figure
+            json.dump({"sources": sources, "targets": targets, "similarity": sim.tolist(), "accuracy": acc.tolist()}, f)
     if args.record:
-        with open(args.record, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_row(args.record, row, sys.argv, program="python")
     return 0
 
 

@@ -62,8 +62,11 @@ def checkpoint_data(
 
 def checkpoint_row(meta: dict, dataset: str, protocol: str, args) -> dict:
     """The fields every result row of `kshot eval` starts with: what was evaluated, on what."""
+    task_facts = ("way", "input_shape", "base_classes")
+    options = {k: v for k, v in meta.get("method_args", {}).items() if k not in task_facts}
     return {
         "method": meta["method"],
+        **({"method_args": options} if options else {}),
         "backbone": meta["backbone"],
         "dataset": dataset,
         "protocol": protocol,

@@ -83,11 +83,12 @@ class Normalize(nn.Module):
 class Pretrained:
     """What both baselines share: a backbone and a classifier of the `base_classes` training classes."""
 
-    def init_classifier(self, input_shape: Sequence[int], base_classes: int, head: str) -> None:
+    def init_classifier(self, input_shape: Sequence[int], base_classes: int, head: str, steps: int, lr: float) -> None:
+        """The pretraining classifier; `steps` and `lr` fit the new last layer at test time."""
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
         width = output_features(self.encoder, input_shape)
-        self.head_kind, self.base_classes = head, base_classes
+        self.head_kind, self.base_classes, self.steps, self.lr = head, base_classes, steps, lr
         # Baseline++ pretrains with a cosine classifier too; the others with a linear one.
         self.classifier = (
             CosineClassifier(torch.randn(base_classes, width) * 0.01)
@@ -116,8 +117,7 @@ class Baseline(Pretrained, MetricLearner):
         lr: float = 0.01,
     ):
         MetricLearner.__init__(self, encoder)
-        self.init_classifier(input_shape, base_classes, head)
-        self.steps, self.lr = steps, lr
+        self.init_classifier(input_shape, base_classes, head, steps, lr)
 
     def embed(self, x: Tensor) -> Tensor:
         return self.encoder(x).flatten(1)
@@ -150,8 +150,8 @@ class FineTune(Pretrained, Learner):
     ):
         Learner.__init__(self)
         self.encoder = encoder
-        self.init_classifier(input_shape, base_classes, head)
-        self.steps, self.lr, self.network_lr, self.network_steps = steps, lr, network_lr, network_steps
+        self.init_classifier(input_shape, base_classes, head, steps, lr)
+        self.network_lr, self.network_steps = network_lr, network_steps
 
     def adapt(
         self, support: Tensor, support_labels: Tensor, way: int, generator: torch.Generator | None = None

@@ -7,11 +7,11 @@ input x_t with the *previous* step's label y_{t-1} (one-hot; zero at t = 0) and 
 a class's label is given only after the network has guessed it once. Per step:
 
     h_t        = LSTM([x_t, y_{t-1}, r_{t-1}])                 controller, with last step's reads
-    k_t        = tanh(W_k h_t)                                 one key per head
+    k_t, a_t   = tanh(W_k h_t), tanh(W_a h_t)                  per head: a read key, a vector to write
     w^r_t      = softmax(beta_t * cos(k_t, M_{t-1}))            read weights, sum to one
     r_t        = w^r_t M_{t-1}
     w^w_t      = sigmoid(alpha_t) w^r_{t-1} + (1 - sigmoid(alpha_t)) w^lu_{t-1}
-    M_t        = M_{t-1} (least-used slots zeroed) + w^w_t^T k_t
+    M_t        = M_{t-1} (least-used slots zeroed) + w^w_t^T a_t
     w^u_t      = gamma w^u_{t-1} + sum_heads (w^r_t + w^w_t)
     w^lu_t     = the least used slots of w^u_t (head h: the h-th least used)
     logits_t   = W_o [h_t, r_t]
@@ -25,6 +25,13 @@ each other). `loss` trains on the paper's objective: the episode's support and q
 shuffled into one sequence, every step predicted.
 
 Departures, and why:
+- What is written is a vector a_t of its own, as in the Neural Turing Machine, where the paper
+  writes the read key k_t: at step t the key must look up x_t, while what is worth storing is the
+  binding of x_{t-1} with the label y_{t-1} that has just arrived.
+- The write gate starts shut (bias -3: writes go to unused slots) and keys start sharp (strength
+  3.1), so that early writes land in distinct slots rather than smearing over all of them.
+  Measured on Omniglot (16 episodes a step, Adam 1e-3): without these two changes the loss was
+  still 1.51 after 3,100 steps (chance is 1.61); with them it was 0.95 after 1,000.
 - A key strength beta_t = 1 + softplus(W_b h_t) per head (from the Neural Turing Machine): the
   paper's softmax over raw cosines in [-1, 1] can weight the best of 128 slots at most e^2 times
   the worst, so every read is a blur of the whole memory.
