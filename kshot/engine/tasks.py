@@ -2,8 +2,9 @@
 
 Step `i`'s batch is a pure function of (seed, i), whatever the family, so a resumed run
 follows exactly the path an uninterrupted one would. Classification episodes are the usual
-family; sine-wave regression (regression/sinusoid.py) and same/different pairs (pairs.py)
-are others, trained by the same loop with the same checkpoints.
+family; mini-batches of all training classes (the fine-tuning baselines' pretraining),
+sine-wave regression (regression/sinusoid.py) and same/different pairs (pairs.py) are others,
+trained by the same loop with the same checkpoints.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ accumulate the learner's gradient on it, take an optimizer step.
     Trainer(learner, train_set, val_set, settings, out_dir).train()
 
 `train_set` is a class-indexed data set (classification episodes of the settings' way, shot
-and query) or any task family (engine/tasks.py: sine-wave regression, same/different pairs).
+and query, or mini-batches for a learner that `trains_on` batches) or any task family
+(engine/tasks.py: sine-wave regression, same/different pairs).
 A run directory holds `best.safetensors` (best validation accuracy; the final model when there
 is no validation set), `last.safetensors` (model + optimizer + scheduler, to resume), their
 JSON copies, and `log.jsonl`. Batch i is a pure function of (seed, i), so a resumed run follows
