@@ -8,13 +8,12 @@ Run on an otherwise idle machine:
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
 import time
 
-from kshot.cli.common import append_row
+from kshot.cli.common import print_and_record
 from kshot.data.mini_imagenet import SPLITS, decode_split, load_mini_imagenet
 
 
@@ -78,11 +77,7 @@ def main() -> int:
         "protocol": "ravi",
     }
     rows = [common | r for r in rows]
-    for r in rows:
-        print(json.dumps(r))
-    if args.record:
-        for r in rows:
-            append_row(args.record, r, sys.argv, program="python")
+    print_and_record(rows, args.record, sys.argv)
     return 0
 
 

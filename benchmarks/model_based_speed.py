@@ -8,7 +8,6 @@ Run on an otherwise idle machine; the methods are timed in turns, in one process
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -17,7 +16,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from kshot.cli.common import append_row
+from kshot.cli.common import print_and_record
 from kshot.engine.config import TrainConfig, read_config
 from kshot.engine.trainer import Trainer
 
@@ -103,10 +102,7 @@ def main() -> int:
             "profile_top_ops_percent": where_time_goes(trainer, profile_steps),
         }
         rows.append(row)
-        print(json.dumps(row), flush=True)
-    if args.record:
-        for r in rows:
-            append_row(args.record, r, sys.argv, program="python")
+    print_and_record(rows, args.record, sys.argv)
     return 0
 
 

@@ -62,7 +62,7 @@ def accuracy_table(all_rows: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in all_rows:
-        if "accuracy" not in r or r.get("metric") in ("pair_accuracy", "open_set") or "instance" in r:
+        if "accuracy" not in r or r.get("metric") in ("pair_accuracy", "open_set") or "instance" in r or "curve" in r:
             continue
         paper = paper_figure(r)
         seconds = r.get("train_seconds")
@@ -219,6 +219,23 @@ def meta_speed_table(all_rows: list[dict]) -> list[str]:
     return out
 
 
+def curve_table(all_rows: list[dict]) -> list[str]:
+    """`kshot curves` points: one line per model and curve, a cell per way or shot."""
+    lines: dict[tuple, dict] = {}
+    for r in all_rows:
+        if "curve" in r:
+            fixed = f"{r['shot']}-shot" if r["curve"] == "ways" else f"{r['way']}-way"
+            key = (r["checkpoint"], f"{r['dataset']}/{r['protocol']}/{r['split']}", r["curve"], fixed, r["command"])
+            lines.setdefault(key, {})[r["way"] if r["curve"] == "ways" else r["shot"]] = r
+    out = ["| checkpoint | test data | against | at | accuracy (95% CI) by way or shot | episodes | command |"]
+    out.append("|---|---|---|---|---|---|---|")
+    for (checkpoint, data, curve, fixed, command), points in lines.items():
+        cells = ", ".join(f"{k}: **{p['accuracy']:.2f} ± {p['ci95']:.2f}**" for k, p in sorted(points.items()))
+        episodes = next(iter(points.values()))["episodes"]
+        out.append(f"| `{checkpoint}` | {data} | {curve} | {fixed} | {cells} | {episodes} | `{command}` |")
+    return out
+
+
 def instance_table(all_rows: list[dict]) -> list[str]:
     """Santoro et al.'s sequential protocol: one line per model, a column per instance."""
     from kshot.plots.instances import PAPER_TABLE_1
@@ -301,6 +318,10 @@ def main() -> None:
         "### The first command",
         "",
         *quickstart_table(all_rows),
+        "",
+        "### Accuracy against ways and shots (`kshot curves`)",
+        "",
+        *curve_table(all_rows),
         "",
         "### Sequences: accuracy by instance (Santoro et al.'s protocol)",
         "",

@@ -21,7 +21,7 @@ import time
 import torch
 from scipy.stats import spearmanr
 
-from kshot.cli.common import append_row
+from kshot.cli.common import print_and_record
 from kshot.data import load_dataset
 from kshot.engine.build import build_learner, learner_meta
 from kshot.engine.config import TrainConfig
@@ -119,7 +119,6 @@ def main() -> int:
         "train_episodes_per_source": args.episodes,
         "seconds": round(time.perf_counter() - start),
     }
-    print(json.dumps(row))
     if args.plot:
         import matplotlib
 
@@ -146,8 +145,7 @@ def main() -> int:
         fig.savefig(args.plot)
         with open(args.plot.rsplit(".", 1)[0] + ".json", "w") as f:  # the matrices behind the figure
             json.dump({"sources": sources, "targets": targets, "similarity": sim.tolist(), "accuracy": acc.tolist()}, f)
-    if args.record:
-        append_row(args.record, row, sys.argv, program="python")
+    print_and_record([row], args.record, sys.argv)
     return 0
 
 

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from kshot.cli.common import append_row
+from kshot.cli.common import print_and_record
 from kshot.engine.run_state import read_log
 
 
@@ -50,7 +50,6 @@ def main() -> int:
                     "best_val_accuracy": round(max(a for _, a in points), 2),
                 }
             )
-            print(json.dumps(rows[-1]))
     if args.plot:
         import matplotlib
 
@@ -66,9 +65,7 @@ def main() -> int:
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(args.plot)
-    if args.record:
-        for r in rows:
-            append_row(args.record, r, sys.argv, program="python")
+    print_and_record(rows, args.record, sys.argv)
     return 0
 
 

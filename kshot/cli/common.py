@@ -101,3 +101,11 @@ def append_row(path: str, row: dict, argv: list[str], program: str = "kshot") ->
     }
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def print_and_record(rows: list[dict], record: str | None, argv: list[str], program: str = "python") -> None:
+    """A benchmark's rows: each printed, and appended to `record` (with command, machine, date) if given."""
+    for row in rows:
+        print(json.dumps(row), flush=True)
+        if record:
+            append_row(record, row, argv, program)

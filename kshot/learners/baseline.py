@@ -81,7 +81,13 @@ class Normalize(nn.Module):
 
 
 class Pretrained:
-    """What both baselines share: a backbone and a classifier of the `base_classes` training classes."""
+    """What both baselines share: a backbone and a classifier of the `base_classes` training classes,
+    pretrained on mini-batches."""
+
+    trains_on = "batches"
+    needs_input_shape = True
+    needs_base_classes = True
+    paper_preset = "paper-baseline"
 
     def init_classifier(self, input_shape: Sequence[int], base_classes: int, head: str, steps: int, lr: float) -> None:
         """The pretraining classifier; `steps` and `lr` fit the new last layer at test time."""
@@ -102,11 +108,6 @@ class Pretrained:
 
 @METHODS.register("baseline")
 class Baseline(Pretrained, MetricLearner):
-    trains_on = "batches"
-    needs_input_shape = True
-    needs_base_classes = True
-    paper_preset = "paper-baseline"
-
     def __init__(
         self,
         encoder: nn.Module,
@@ -131,11 +132,6 @@ class Baseline(Pretrained, MetricLearner):
 class FineTune(Pretrained, Learner):
     """The pretrained network with a new last layer, then all of it fine-tuned on the support set
     (SGD, `steps` steps), BatchNorm keeping its pretrained statistics (5 to 25 images are too few)."""
-
-    trains_on = "batches"
-    needs_input_shape = True
-    needs_base_classes = True
-    paper_preset = "paper-baseline"
 
     def __init__(
         self,
