@@ -148,6 +148,9 @@ def test_checkpoint_round_trip_gives_identical_logits(trained, tmp_path):
 def test_declarations_are_consistent(trained):
     method, learner, _, _ = trained
     assert type(learner).method == method and isinstance(learner.transductive, bool)
+    assert learner.trains_on in ("episodes", "batches")
+    if learner.needs_base_classes:
+        assert learner.batch_logits(toy_task().query).shape == (WAY * QUERY, WAY)
     if isinstance(learner, PrototypeLearner):
         assert learner.prototype_metric in ("squared_euclidean", "cosine")
         prototypes = torch.randn(5, 8)
