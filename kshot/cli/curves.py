@@ -74,7 +74,6 @@ def cmd_curves(args) -> int:
                 "skipped": notes,
             }
         )
-        args.checkpoint_path = path
         base = checkpoint_row(meta, dataset, protocol, args) | {"checkpoint": str(path)}
         rows += [
             base

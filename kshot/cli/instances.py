@@ -49,7 +49,6 @@ def cmd_instances(args) -> int:
         dataset, protocol, test = checkpoint_data(
             meta, args.split, data_dir=args.data_dir, allow_download=not args.no_download
         )
-        args.checkpoint_path = path
         result = evaluate_instances(
             learner, test, learner.way, args.instances, args.episodes, args.seed, progress=not args.quiet
         )

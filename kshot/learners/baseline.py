@@ -124,8 +124,7 @@ class Baseline(Pretrained, MetricLearner):
         return self.encoder(x).flatten(1)
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
-        fitted = fit_head(self.head_kind, support_features, support_labels, way, self.steps, self.lr)
-        return lambda query_features: fitted(query_features)
+        return fit_head(self.head_kind, support_features, support_labels, way, self.steps, self.lr)
 
 
 @METHODS.register("finetune")
