@@ -49,18 +49,22 @@ def main() -> int:
                     "unit": unit,
                 }
             )
-    start = time.perf_counter()
-    load_mini_imagenet("test", args.data_dir, 84, cache)  # what `kshot eval` does: test + training statistics
-    rows.append(
-        {
-            "metric": "load_seconds_warm",
-            "split": "test with training statistics",
-            "images": 0,
-            "classes": 20,
-            "value": round(time.perf_counter() - start, 3),
-            "unit": "s",
-        }
-    )
+    # What `kshot eval` does: the test split plus the training statistics, which the first load
+    # computes from the (cached) training split and caches on their own, and later loads read.
+    for metric in ("load_seconds_first", "load_seconds_warm"):
+        start = time.perf_counter()
+        load_mini_imagenet("test", args.data_dir, 84, cache)
+        seconds = time.perf_counter() - start
+        rows.append(
+            {
+                "metric": metric,
+                "split": "test with training statistics",
+                "images": 0,
+                "classes": 20,
+                "value": round(seconds, 3),
+                "unit": "s",
+            }
+        )
     rows.append(
         {
             "metric": "loader_peak_rss",

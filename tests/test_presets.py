@@ -24,9 +24,11 @@ def test_each_committed_checkpoint_has_a_preset_that_reproduces_its_settings(pat
     recorded = {k: v for k, v in json.loads(path.read_text())["config"].items() if k != "data_dir"}
     preset = TrainConfig.from_dict(read_config(path.stem)).to_dict()
     # Every recorded setting; older checkpoints predate settings added since (their defaults are
-    # what ran then: adam, step, 1, no clipping, no augmentation, and batches unused by episodes).
+    # what ran then: adam, step, 1, no clipping, no augmentation, batches unused by episodes, and
+    # fully labelled episodes).
     assert {k: preset[k] for k in recorded} == recorded
     added_since = {"optimizer", "lr_schedule", "meta_batch", "grad_clip", "augment", "batch_size"}
+    added_since |= {"unlabelled", "distractors", "label_ratio"}
     assert set(preset) - set(recorded) <= {"data_dir"} | added_since
 
 

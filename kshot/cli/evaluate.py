@@ -40,6 +40,16 @@ def add_eval_parser(sub) -> None:
         help="override a test-time option of the checkpoint's method, e.g. test_steps=10 "
         "(MAML family) or test_batch=5 (Reptile); options that change weights are refused",
     )
+    p.add_argument(
+        "--unlabelled",
+        type=int,
+        metavar="M",
+        help="semi-supervised episodes: M unlabelled items per class beside the support (Ren et al. 2018); "
+        "a semi-supervised model refines its prototypes with them, any other metric model ignores them",
+    )
+    p.add_argument(
+        "--distractors", type=int, default=0, help="with --unlabelled: classes that add only unlabelled items"
+    )
     p.add_argument("--threads", type=int)
     p.add_argument("--record", metavar="JSONL", help="append the result as one JSON line to this file")
     p.add_argument(
@@ -71,20 +81,40 @@ def cmd_eval(args) -> int:
     way, query, notes = fit_episode(
         test, args.way or 5, args.shot, args.query or 15, ("--way", "--shot", "--query"), {"--way", "--query"} - given
     )
+    if args.unlabelled and args.query is None:  # the unlabelled items come out of the same classes
+        query = min(query, int(test.class_sizes.min()) - args.shot - args.unlabelled)
+        notes.append(f"--query set to {query}: each class also gives {args.unlabelled} unlabelled items")
     args.way, args.query = way, query
     for note in notes:
         print(f"kshot eval: {note}", file=sys.stderr)
-    result = evaluate(
-        learner,
-        test,
-        args.way,
-        args.shot,
-        args.query,
-        args.episodes,
-        args.seed,
-        reuse_features=not args.no_feature_reuse,
-        progress=not args.quiet,
-    )
+    if args.unlabelled is not None:
+        from ..engine.semi_supervised import evaluate_semi_supervised
+
+        result = evaluate_semi_supervised(
+            learner,
+            test,
+            args.way,
+            args.shot,
+            args.query,
+            args.unlabelled,
+            args.distractors,
+            args.episodes,
+            args.seed,
+            progress=not args.quiet,
+        )
+    else:
+        result = evaluate(
+            learner,
+            test,
+            args.way,
+            args.shot,
+            args.query,
+            args.episodes,
+            args.seed,
+            reuse_features=not args.no_feature_reuse,
+            progress=not args.quiet,
+        )
+    semi = {"unlabelled": args.unlabelled, "distractors": args.distractors} if args.unlabelled is not None else {}
     row = {
         **checkpoint_row(meta, dataset, protocol, args),
         "way": args.way,
@@ -95,9 +125,11 @@ def cmd_eval(args) -> int:
         "ci95": round(result.ci95, 3),
         "eval_seconds": round(result.seconds, 2),
         "train_episodes": meta.get("episode"),
+        **semi,
         **({"method_overrides": overrides} if overrides else {}),
     }
-    print(f"{meta['method']} {dataset}/{protocol}/{args.split} {args.way}-way {args.shot}-shot: {result}")
+    extra = f", {args.unlabelled} unlabelled, {args.distractors} distractor classes" if semi else ""
+    print(f"{meta['method']} {dataset}/{protocol}/{args.split} {args.way}-way {args.shot}-shot{extra}: {result}")
     if args.record:
         append_row(args.record, row, args.argv)
     return 0

@@ -29,6 +29,10 @@ class Task:
     way: int
     classes: Tensor  # [way] dataset class ids, position = episode label
     seed: int = 0  # of the episode's own randomness, from (sampler seed, episode index)
+    # Semi-supervised episodes (data/semi_supervised.py) also carry unlabelled items, some from
+    # the episode's classes and some from distractor classes (True in `distractor`).
+    unlabelled: Tensor | None = None  # [m, *item]
+    distractor: Tensor | None = None  # [m] bool
 
     def generator(self) -> torch.Generator:
         """A fresh generator of this episode's randomness (a method that shuffles draws from it),

@@ -40,6 +40,11 @@ class TrainConfig:
     lr_schedule: str = "step"  # or "linear": decay to 0 at the last step (Reptile)
     lr_step: int = 2000
     lr_gamma: float = 0.5
+    # Semi-supervised episodes (data/semi_supervised.py, Ren et al. 2018): unlabelled items per
+    # class, distractor classes, and the share of each training class's items that is labelled.
+    unlabelled: int = 0
+    distractors: int = 0
+    label_ratio: float = 1.0
     grad_clip: float = 0.0  # clip the gradient's global norm to this before each step (0: off)
     val_way: int = 5
     val_shot: int | None = None  # None: the training shot
@@ -73,6 +78,10 @@ class TrainConfig:
             raise ConfigError(f"channels must be 1 (grey) or 3 (colour), not {self.channels}")
         if self.shot < 0 or self.lr <= 0 or self.grad_clip < 0:
             raise ConfigError("shot and grad_clip must be >= 0 and lr > 0")
+        if self.unlabelled < 0 or self.distractors < 0 or not 0 < self.label_ratio <= 1:
+            raise ConfigError("unlabelled and distractors must be >= 0 and label_ratio in (0, 1]")
+        if self.distractors and not self.unlabelled:
+            raise ConfigError("distractors lend unlabelled items only: set unlabelled (per class) as well")
         if self.augment not in ("none", "standard"):
             raise ConfigError(f"augment must be 'none' or 'standard', not {self.augment!r}")
         if self.optimizer not in ("adam", "sgd"):

@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from ..data.augment import augment
 from ..data.dataset import ClassIndexedDataset
 from ..data.sampler import Task, episode_sampler, episode_seed
-from ..learners import Learner
+from ..data.semi_supervised import SemiSupervisedSampler
+from ..errors import ConfigError
+from ..learners import Learner, SemiSupervisedLearner
 from .config import TrainConfig
 
 
@@ -59,6 +61,19 @@ class Episodes:
         loss, logits = learner.meta_step(tasks)
         labels = torch.stack([t.query_labels for t in tasks])
         return StepResult(loss, 100 * (logits.argmax(-1) == labels).float().mean().item())
+
+
+class SemiSupervisedEpisodes(Episodes):
+    """Episodes with unlabelled items from their classes and from distractor classes, support and
+    query drawn from the labelled share of each class (Ren et al. 2018). Augmentation, if asked,
+    applies to the support and query."""
+
+    def __init__(self, dataset: ClassIndexedDataset, settings: TrainConfig, augmented: bool = False):
+        s = settings
+        self.dataset, self.augmented = dataset, augmented
+        self.sampler = SemiSupervisedSampler(
+            dataset, s.way, s.shot, s.query, s.unlabelled, s.distractors, s.label_ratio, s.seed
+        )
 
 
 class Batches:
@@ -101,4 +116,8 @@ def training_family(learner: Learner, dataset: ClassIndexedDataset, settings: Tr
     augmented = s.augment == "standard"
     if learner.trains_on == "batches":
         return Batches(dataset, s.batch_size, s.seed, augmented)
+    if s.unlabelled and not isinstance(learner, SemiSupervisedLearner):
+        raise ConfigError(f"{learner.method} cannot use unlabelled items; train semi-protonet, or set unlabelled = 0")
+    if s.unlabelled or s.label_ratio < 1:
+        return SemiSupervisedEpisodes(dataset, s, augmented)
     return Episodes(dataset, s.way, s.shot, s.query, s.seed, augmented)

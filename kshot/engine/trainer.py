@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..data import ClassIndexedDataset, load_dataset
 from ..data.sampler import episode_sampler
+from ..data.semi_supervised import SemiSupervisedSampler
 from ..errors import CheckpointError, DataError
 from ..learners import Learner, PrototypeLearner
 from . import checkpoint
@@ -33,6 +34,7 @@ from .evaluator import evaluate
 from .fit import fit_to_data
 from .open_set import calibrate
 from .run_state import optimizer_tensors, read_log, restore_optimizer, stop_requests
+from .semi_supervised import evaluate_semi_supervised
 from .tasks import TaskFamily, training_family
 
 # A model that can enroll classes leaves training with an "unknown" threshold set for this
@@ -56,7 +58,10 @@ class Trainer:
         self.tasks = training_family(learner, train_set, s) if isinstance(train_set, ClassIndexedDataset) else train_set
         self.val_set = val_set
         if val_set is not None:  # fail now, not after an hour of training
-            episode_sampler(val_set, s.val_way, self.val_shot, s.val_query, 1)
+            if s.unlabelled:
+                SemiSupervisedSampler(val_set, s.val_way, self.val_shot, s.val_query, s.unlabelled, s.distractors)
+            else:
+                episode_sampler(val_set, s.val_way, self.val_shot, s.val_query, 1)
         # What a checkpoint needs to be rebuilt by `load_learner` (from_config knows it all).
         self.meta = {"method": learner.method, **(meta or {}), "config": s.to_dict()}
         optimizer = torch.optim.Adam if s.optimizer == "adam" else torch.optim.SGD
@@ -174,7 +179,22 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------
     def validate(self):
+        """Validation accuracy, on episodes shaped like the training ones (with their unlabelled
+        items and distractors in a semi-supervised run)."""
         s = self.settings
+        if s.unlabelled:
+            return evaluate_semi_supervised(
+                self.learner,
+                self.val_set,
+                s.val_way,
+                self.val_shot,
+                s.val_query,
+                s.unlabelled,
+                s.distractors,
+                s.val_episodes,
+                seed=s.seed + 1,
+                progress=False,
+            )
         return evaluate(
             self.learner,
             self.val_set,

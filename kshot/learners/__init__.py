@@ -2,9 +2,17 @@
 is imported here, so a new file with `@METHODS.register("name")` needs no other edit."""
 
 from ..registry import import_submodules
-from .base import Classifier, Learner, MetricLearner, PrototypeLearner, SequenceLearner
+from .base import Classifier, Learner, MetricLearner, PrototypeLearner, SemiSupervisedLearner, SequenceLearner
 from .registry import METHODS
 
 import_submodules(__name__, __path__)
 
-__all__ = ["METHODS", "Classifier", "Learner", "MetricLearner", "PrototypeLearner", "SequenceLearner"]
+__all__ = [
+    "METHODS",
+    "Classifier",
+    "Learner",
+    "MetricLearner",
+    "PrototypeLearner",
+    "SemiSupervisedLearner",
+    "SequenceLearner",
+]

@@ -29,6 +29,8 @@ they never probe a method with getattr/hasattr or test its name:
   reused across episodes (the evaluator) or stored (the enrollment store).
 - `PrototypeLearner`: a metric learner that scores queries against one prototype per class,
   so a store of many classes needs one prototype each.
+- `SemiSupervisedLearner`: a prototype learner that can also refine its prototypes with unlabelled
+  items of the episode (`head_with_unlabelled`); semi-supervised episodes train and test it.
 - `SequenceLearner`: reads an episode as one labelled sequence (Santoro et al.'s protocol: step t
   sees input t with label t-1), so it can also be scored by how often a class has been seen.
 """
@@ -157,6 +159,26 @@ class PrototypeLearner(MetricLearner):
 
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
         return self.prototype_classifier(class_means(support_features, support_labels, way))
+
+
+class SemiSupervisedLearner(PrototypeLearner):
+    """A prototype learner whose prototypes may also use unlabelled items of the episode, some of
+    which may belong to none of its classes (distractors). Without unlabelled items it is an
+    ordinary prototype learner (so the enrollment store and the evaluator use it as one)."""
+
+    def head_with_unlabelled(
+        self, support_features: Tensor, support_labels: Tensor, way: int, unlabelled_features: Tensor
+    ) -> Classifier:
+        raise NotImplementedError
+
+    def loss(self, task: Task) -> tuple[Tensor, Tensor]:
+        if task.unlabelled is None:
+            return super().loss(task)
+        n, q = task.support.shape[0], task.query.shape[0]
+        features = self.embed(torch.cat([task.support, task.query, task.unlabelled]))
+        head = self.head_with_unlabelled(features[:n], task.support_labels, task.way, features[n + q :])
+        logits = head(features[n : n + q])
+        return F.cross_entropy(logits, task.query_labels), logits
 
 
 class SequenceLearner(Learner):
