@@ -7,7 +7,7 @@ import sys
 
 from ..allocator import keep_freed_memory
 from ..errors import KshotError
-from . import curves, datasets, enroll, evaluate, instances, pairs, plot, serve, sinusoid, tasks, train
+from . import curves, datasets, enroll, evaluate, instances, pairs, plot, serve, sinusoid, tasks, train, zeroshot
 from .common import EPILOG, machine_description
 
 COMMANDS = {
@@ -24,6 +24,7 @@ COMMANDS = {
     "identify": (lambda sub: None, enroll.cmd_identify),
     "classes": (lambda sub: None, enroll.cmd_classes),
     "serve": (serve.add_serve_parser, serve.cmd_serve),
+    "zero-shot": (zeroshot.add_zeroshot_parser, zeroshot.cmd_zeroshot),
 }
 # Commands whose process is a training or evaluation loop: they keep freed memory (allocator.py).
 LOOP_COMMANDS = ("train", "eval", "sinusoid")

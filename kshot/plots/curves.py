@@ -12,6 +12,7 @@ def plot_curves(models: dict[str, list[CurvePoint]], out: str | Path, title: str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, (by_way, by_shot) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     for i, (label, points) in enumerate(models.items()):
@@ -38,6 +39,8 @@ def plot_curves(models: dict[str, list[CurvePoint]], out: str | Path, title: str
     by_way.set_xticks(ticks, [str(t) for t in ticks])
     ticks = sorted({p.shot for ps in models.values() for p in ps if p.curve == "shots"})
     by_shot.set_xticks(ticks, [str(t) for t in ticks])
+    for ax in (by_way, by_shot):  # only the measured points are labelled, not log-scale minor ticks
+        ax.xaxis.set_minor_formatter(NullFormatter())
     by_way.set_title("more classes")
     by_shot.set_title("more examples")
     if title:
