@@ -53,7 +53,7 @@ def add_train_parser(sub) -> None:
         ("episodes", "outer training steps in all"),
         ("meta_batch", "episodes per outer step (MAML family)"),
         ("batch_size", "images per mini-batch, for methods pretrained on batches (baseline, finetune)"),
-        ("augment", "none, or standard: random crop with padding, flip, colour jitter of training images"),
+        ("augment", "none; standard (crop with padding, flip, colour jitter); affine (small distortions)"),
         ("unlabelled", "semi-supervised episodes: unlabelled items per class"),
         ("distractors", "semi-supervised episodes: classes that lend only unlabelled items"),
         ("label_ratio", "semi-supervised episodes: share of each training class's items that is labelled"),

@@ -116,6 +116,8 @@ def cmd_fit(args) -> int:
     model, log = fit_text_prototypes(train, val, settings)
     ridge, ridge_info = fit_ridge(train, val)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | {"ridge.weight": ridge.weight}
+    # Half precision: two linear maps of ~1M weights each fit in under 5 MB (a committed file's limit).
+    tensors = {k: v.half() for k, v in tensors.items()}
     info = {
         "kind": "zero-shot",
         "image_checkpoint": str(args.image_checkpoint),
@@ -142,6 +144,7 @@ def load_zero_shot(path: str):
     tensors, info = checkpoint.load(path)
     if info.get("kind") != "zero-shot":
         raise CheckpointError(f"{path} is not a zero-shot model; make one with `kshot zero-shot fit`")
+    tensors = {k: v.float() for k, v in tensors.items()}
     model = TextPrototypes(*info["dims"])
     model.load_state_dict(checkpoint.split_prefix(tensors, "model."))
     ridge = RidgeBaseline.__new__(RidgeBaseline)

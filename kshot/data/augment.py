@@ -1,12 +1,21 @@
-"""The standard training augmentation of mini-ImageNet few-shot work: random crop with zero padding,
-horizontal flip, colour jitter (brightness, contrast, saturation). Applied to a batch of training
-images with a seeded generator, so a resumed run sees the same augmented images."""
+"""Training augmentations, applied to a batch of training images with a seeded generator, so a
+resumed run sees the same augmented images:
+
+- "standard", of mini-ImageNet few-shot work: random crop with zero padding, horizontal flip,
+  colour jitter (brightness, contrast, saturation);
+- "affine", Koch et al. 2015's small distortions for characters: rotation within 10 degrees,
+  shear within 0.3, scale within 0.8-1.2 per axis, translation within 2 pixels, each drawn per
+  image (the paper applies each with probability 1/2; here every image gets one draw)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
+KINDS = ("none", "standard", "affine")
 JITTER = 0.4  # brightness, contrast and saturation factors drawn from [1 - JITTER, 1 + JITTER]
 GREY = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 luma weights
 
@@ -31,8 +40,31 @@ def colour_jitter(x: Tensor, generator: torch.Generator) -> Tensor:
     return x.clamp(0, 1)
 
 
-def augment(x: Tensor, generator: torch.Generator, normalize: list[list[float]] | None = None) -> Tensor:
+def affine_distort(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Each image of [n, C, H, W] under its own small random affine map; the border pixels fill
+    what moves into view (the background of a character)."""
+    n, _, h, w = x.shape
+    u = lambda low, high: low + (high - low) * torch.rand(n, generator=generator, dtype=x.dtype)
+    angle, shear_x, shear_y = u(-10, 10) * math.pi / 180, u(-0.3, 0.3), u(-0.3, 0.3)
+    scale_x, scale_y = u(0.8, 1.2), u(0.8, 1.2)
+    shift_x, shift_y = u(-2, 2) * 2 / w, u(-2, 2) * 2 / h  # pixels in the [-1, 1] grid's units
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotate = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+    shear = torch.stack(
+        [torch.stack([torch.ones_like(cos), shear_x], 1), torch.stack([shear_y, torch.ones_like(cos)], 1)], 1
+    )
+    linear = rotate @ shear @ torch.diag_embed(torch.stack([scale_x, scale_y], 1))
+    theta = torch.cat([linear, torch.stack([shift_x, shift_y], 1).unsqueeze(2)], 2)  # [n, 2, 3]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def augment(
+    x: Tensor, generator: torch.Generator, normalize: list[list[float]] | None = None, kind: str = "standard"
+) -> Tensor:
     """A batch of images as the data set fetched them (standardised with `normalize`, if given)."""
+    if kind == "affine":
+        return affine_distort(x, generator)
     if normalize is not None:
         mean, std = (torch.tensor(v, dtype=x.dtype).view(1, -1, 1, 1) for v in normalize)
         x = x * std + mean

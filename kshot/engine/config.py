@@ -33,7 +33,9 @@ class TrainConfig:
     episodes: int = 20000  # outer steps; each takes meta_batch episodes
     meta_batch: int = 1
     batch_size: int = 64  # images per mini-batch, for learners pretrained on batches (trains_on)
-    augment: str = "none"  # or "standard": random crop with padding, flip, colour jitter (data/augment.py)
+    # "standard": random crop with padding, flip, colour jitter; "affine": Koch et al.'s small
+    # distortions of characters (data/augment.py)
+    augment: str = "none"
     # Adam, lr 1e-3 halved every 2000 episodes (Snell et al. 2017, section 3.1).
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -82,8 +84,8 @@ class TrainConfig:
             raise ConfigError("unlabelled and distractors must be >= 0 and label_ratio in (0, 1]")
         if self.distractors and not self.unlabelled:
             raise ConfigError("distractors lend unlabelled items only: set unlabelled (per class) as well")
-        if self.augment not in ("none", "standard"):
-            raise ConfigError(f"augment must be 'none' or 'standard', not {self.augment!r}")
+        if self.augment not in ("none", "standard", "affine"):
+            raise ConfigError(f"augment must be 'none', 'standard' or 'affine', not {self.augment!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
         if self.lr_schedule not in ("step", "linear"):

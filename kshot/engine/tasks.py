@@ -42,19 +42,22 @@ class Episodes:
     augmented (`data/augment.py`) if asked, with each episode's own seed."""
 
     def __init__(
-        self, dataset: ClassIndexedDataset, way: int, shot: int, query: int, seed: int = 0, augmented: bool = False
+        self, dataset: ClassIndexedDataset, way: int, shot: int, query: int, seed: int = 0, augmentation: str = "none"
     ):
-        self.dataset, self.augmented = dataset, augmented
+        self.dataset, self.augmentation = dataset, augmentation
         self.sampler = episode_sampler(dataset, way, shot, query, 0, seed)
 
     def tasks(self, index: int, size: int) -> list[Task]:
         tasks = [self.sampler.task(self.dataset, index * size + j) for j in range(size)]
-        return [self.augment(t) for t in tasks] if self.augmented else tasks
+        return [self.augment(t) for t in tasks] if self.augmentation != "none" else tasks
 
     def augment(self, task: Task) -> Task:
         g = torch.Generator().manual_seed(task.seed + 1)  # not the learner's own stream (task.generator())
         normalize = self.dataset.meta.get("normalize")
-        return replace(task, support=augment(task.support, g, normalize), query=augment(task.query, g, normalize))
+        kind = self.augmentation
+        return replace(
+            task, support=augment(task.support, g, normalize, kind), query=augment(task.query, g, normalize, kind)
+        )
 
     def step(self, learner: Learner, index: int, size: int) -> StepResult:
         tasks = self.tasks(index, size)
@@ -68,9 +71,9 @@ class SemiSupervisedEpisodes(Episodes):
     query drawn from the labelled share of each class (Ren et al. 2018). Augmentation, if asked,
     applies to the support and query."""
 
-    def __init__(self, dataset: ClassIndexedDataset, settings: TrainConfig, augmented: bool = False):
+    def __init__(self, dataset: ClassIndexedDataset, settings: TrainConfig, augmentation: str = "none"):
         s = settings
-        self.dataset, self.augmented = dataset, augmented
+        self.dataset, self.augmentation = dataset, augmentation
         self.sampler = SemiSupervisedSampler(
             dataset, s.way, s.shot, s.query, s.unlabelled, s.distractors, s.label_ratio, s.seed
         )
@@ -80,10 +83,10 @@ class Batches:
     """Ordinary mini-batches over all the training classes, for learners pretrained as one
     classifier (the fine-tuning baselines): each epoch is a seeded permutation of the items."""
 
-    def __init__(self, dataset: ClassIndexedDataset, batch_size: int, seed: int = 0, augmented: bool = False):
+    def __init__(self, dataset: ClassIndexedDataset, batch_size: int, seed: int = 0, augmentation: str = "none"):
         if batch_size > len(dataset):
             batch_size = len(dataset)
-        self.dataset, self.batch_size, self.seed, self.augmented = dataset, batch_size, seed, augmented
+        self.dataset, self.batch_size, self.seed, self.augmentation = dataset, batch_size, seed, augmentation
         self.per_epoch = len(dataset) // batch_size  # the last partial batch of an epoch is dropped
 
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,9 +94,9 @@ class Batches:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
         chosen = torch.from_numpy(order[position * self.batch_size : (position + 1) * self.batch_size])
         x = self.dataset.fetch(chosen)
-        if self.augmented:
+        if self.augmentation != "none":
             g = torch.Generator().manual_seed(episode_seed(self.seed, index))
-            x = augment(x, g, self.dataset.meta.get("normalize"))
+            x = augment(x, g, self.dataset.meta.get("normalize"), self.augmentation)
         return x, self.dataset.labels[chosen]
 
     def step(self, learner: Learner, index: int, size: int) -> StepResult:
@@ -113,11 +116,11 @@ class Batches:
 def training_family(learner: Learner, dataset: ClassIndexedDataset, settings: TrainConfig) -> TaskFamily:
     """What the learner declares it trains on (`Learner.trains_on`), drawn from the data set."""
     s = settings
-    augmented = s.augment == "standard"
+    kind = s.augment
     if learner.trains_on == "batches":
-        return Batches(dataset, s.batch_size, s.seed, augmented)
+        return Batches(dataset, s.batch_size, s.seed, kind)
     if s.unlabelled and not isinstance(learner, SemiSupervisedLearner):
         raise ConfigError(f"{learner.method} cannot use unlabelled items; train semi-protonet, or set unlabelled = 0")
     if s.unlabelled or s.label_ratio < 1:
-        return SemiSupervisedEpisodes(dataset, s, augmented)
-    return Episodes(dataset, s.way, s.shot, s.query, s.seed, augmented)
+        return SemiSupervisedEpisodes(dataset, s, kind)
+    return Episodes(dataset, s.way, s.shot, s.query, s.seed, kind)
