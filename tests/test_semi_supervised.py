@@ -130,3 +130,27 @@ def test_a_semi_supervised_step_trains_the_mask_network():
 def test_config_refuses_distractors_without_unlabelled_items():
     with pytest.raises(ConfigError, match="set unlabelled"):
         TrainConfig(distractors=3)
+
+
+def test_cli_trains_on_semi_supervised_episodes_and_scores_with_and_without_distractors(data_dir, tmp_path, capsys):
+    import json
+
+    from kshot.cli import main
+
+    out, record = tmp_path / "run", tmp_path / "rows.jsonl"
+    common = ["--data-dir", str(data_dir), "--quiet", "--no-download"]
+    train = ["train", "--config", "paper-semi-protonet", "--method-arg", "refine=masked", "--out", str(out)]
+    train += ["--episodes", "4", "--val-every", "2", "--val-episodes", "5", "--backbone-arg", "hidden=8"]
+    assert main(train + ["--backbone-arg", "out_channels=8", *common]) == 0
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("val_accuracy" in row for row in log)
+    for distractors in ("3", "0"):
+        evaluate = ["eval", str(out), "--shot", "1", "--unlabelled", "4", "--distractors", distractors]
+        assert main(evaluate + ["--episodes", "10", "--record", str(record), *common]) == 0
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [(r["unlabelled"], r["distractors"], r["query"]) for r in rows] == [(4, 3, 15), (4, 0, 15)]
+    assert "4 unlabelled, 3 distractor classes" in capsys.readouterr().out
+    # A model that cannot use unlabelled items is refused them in training, with the fix.
+    bad = ["train", "--method", "matching", "--unlabelled", "5", "--out", str(tmp_path / "bad"), "--episodes", "2"]
+    assert main(bad + common) == 2
+    assert "semi-protonet" in capsys.readouterr().err
