@@ -73,3 +73,18 @@ def test_one_inner_step_raises_the_expected_return_on_a_fixed_task():
     before = rollouts(family, task, policy, params, 200, torch.Generator().manual_seed(1)).returns().mean()
     after = rollouts(family, task, policy, adapted, 200, torch.Generator().manual_seed(1)).returns().mean()
     assert after > before + 10.0, (before, after)  # measured: -98 before, -65 after
+
+
+def test_a_meta_training_iteration_writes_a_policy_that_adapts_on_new_tasks(tmp_path):
+    from kshot.rl.evaluate import adaptation_returns
+    from kshot.rl.meta import MetaRLSettings, load_policy, train
+
+    settings = MetaRLSettings(family="goal-velocity", iterations=2, meta_batch=2, trajectories=3)
+    before = {k: v.clone() for k, v in train(settings, tmp_path, progress=lambda row: None).state_dict().items()}
+    policy, meta = load_policy(tmp_path / "policy.safetensors")
+    assert meta["settings"]["kind"] == "maml" and len(meta["log"]) == 2
+    assert all(torch.equal(v, policy.state_dict()[k]) for k, v in before.items())
+    assert not torch.equal(before["log_std"], torch.zeros(1))  # the outer step moved the initialisation
+    result = adaptation_returns("goal-velocity", policy, np.array([[0.5], [-0.5]]), steps=1, trajectories=3)
+    assert result.returns.shape == (2, 2) and np.isfinite(result.returns).all()
+    assert len(result.summary()) == 2
