@@ -88,3 +88,24 @@ def test_a_meta_training_iteration_writes_a_policy_that_adapts_on_new_tasks(tmp_
     result = adaptation_returns("goal-velocity", policy, np.array([[0.5], [-0.5]]), steps=1, trajectories=3)
     assert result.returns.shape == (2, 2) and np.isfinite(result.returns).all()
     assert len(result.summary()) == 2
+
+
+@pytest.mark.parametrize("name", ["navigation-2d", "goal-velocity"])
+def test_the_batched_copies_step_exactly_as_the_gymnasium_environment(name):
+    from kshot.rl.navigation import EnvFamily
+
+    family = FAMILIES[name]
+    task = family.sample(1, np.random.default_rng(3))[0]
+    rng = np.random.default_rng(4)
+    actions = rng.uniform(-0.2, 0.2, (30, 3) + family.make(task).action_space.shape)
+    for vector in (family.make_vector(task, 3), EnvFamily.make_vector(family, task, 3)):  # numpy, and SyncVectorEnv
+        obs, _ = vector.reset(seed=0)
+        singles = [family.make(task) for _ in range(3)]
+        for env in singles:
+            env.reset(seed=0)
+        for a in actions:
+            obs, rewards, terminated, truncated, _ = vector.step(a)
+            expected = [env.step(a[i]) for i, env in enumerate(singles)]
+            assert np.allclose(obs, [e[0] for e in expected], atol=1e-6)
+            assert np.allclose(rewards, [e[1] for e in expected])
+            assert list(terminated) == [e[2] for e in expected]

@@ -1,5 +1,5 @@
-"""Trajectories of a policy on one task: K copies of the task's environment stepped side by side,
-the policy evaluated once per time step for all of them."""
+"""Trajectories of a policy on one task: K copies of the task's environment stepped side by side
+(the family's vector environment), the policy evaluated once per time step for all of them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .navigation import HORIZON, TaskFamily
+from .navigation import HORIZON, EnvFamily
 from .policy import GaussianMLPPolicy, Params
 
 
@@ -27,7 +27,7 @@ class Trajectories:
 
 @torch.no_grad()
 def rollouts(
-    family: TaskFamily,
+    family: EnvFamily,
     task: np.ndarray,
     policy: GaussianMLPPolicy,
     params: Params | None,
@@ -35,21 +35,19 @@ def rollouts(
     generator: torch.Generator,
     horizon: int = HORIZON,
 ) -> Trajectories:
-    envs = [family.make(task) for _ in range(k)]
-    high = torch.as_tensor(envs[0].action_space.high, dtype=torch.float32)
-    obs = torch.as_tensor(np.stack([env.reset(seed=0)[0] for env in envs]), dtype=torch.float32)
+    envs = family.make_vector(task, k)
+    high = torch.as_tensor(envs.single_action_space.high, dtype=torch.float32)
+    obs = torch.as_tensor(envs.reset(seed=0)[0], dtype=torch.float32)
     alive = torch.ones(k, dtype=torch.bool)
     steps: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
     for _ in range(horizon):
         dist = policy.distribution(obs, params)
         action = dist.mean + dist.stddev * torch.randn(dist.mean.shape, generator=generator)
-        rewards, next_obs, running = torch.zeros(k), obs.clone(), alive.clone()
-        for i in torch.nonzero(alive).flatten().tolist():
-            o, r, terminated, truncated, _ = envs[i].step((action[i].clamp(-1, 1) * high).numpy())
-            next_obs[i], rewards[i] = torch.as_tensor(o), r
-            alive[i] = not (terminated or truncated)
-        steps.append((obs, action, rewards, running.float()))
-        obs = next_obs
+        o, r, terminated, truncated, _ = envs.step((action.clamp(-1, 1) * high).numpy())
+        running = alive.clone()
+        steps.append((obs, action, torch.as_tensor(r, dtype=torch.float32) * running, running.float()))
+        alive &= ~torch.as_tensor(terminated | truncated)
+        obs = torch.as_tensor(o, dtype=torch.float32)
         if not alive.any():
             break
     return Trajectories(*(torch.stack(parts, 1) for parts in zip(*steps)))
