@@ -109,3 +109,30 @@ def test_the_batched_copies_step_exactly_as_the_gymnasium_environment(name):
             assert np.allclose(obs, [e[0] for e in expected], atol=1e-6)
             assert np.allclose(rewards, [e[1] for e in expected])
             assert list(terminated) == [e[2] for e in expected]
+
+
+def test_rl_commands_train_evaluate_record_and_draw(tmp_path, capsys):
+    import json
+
+    from kshot.cli import main
+
+    out, record, figure = tmp_path / "run", tmp_path / "rows.jsonl", tmp_path / "rl.png"
+    assert (
+        main(
+            ["rl", "train", "--family", "goal-velocity", "--out", str(out), "--iterations", "1"]
+            + ["--meta-batch", "2", "--trajectories", "3"]
+        )
+        == 0
+    )
+    args = ["rl", "eval", str(out / "policy.safetensors"), "--random", "--tasks", "2", "--steps", "1"]
+    assert main(args + ["--trajectories", "3", "--record", str(record), "--plot", str(figure)]) == 0
+    rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [(r["method"], r["inner_steps"]) for r in rows] == [
+        ("meta-rl maml", 0),
+        ("meta-rl maml", 1),
+        ("meta-rl random", 0),
+        ("meta-rl random", 1),
+    ]
+    assert figure.stat().st_size > 10_000
+    assert main(["rl", "eval", "--tasks", "2"]) == 2  # nothing to evaluate: one clear line
+    assert "give policy files, or --random" in capsys.readouterr().err

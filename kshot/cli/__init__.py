@@ -7,7 +7,7 @@ import sys
 
 from ..allocator import keep_freed_memory
 from ..errors import KshotError
-from . import curves, datasets, enroll, evaluate, instances, pairs, plot, serve, sinusoid, tasks, train, zeroshot
+from . import curves, datasets, enroll, evaluate, instances, pairs, plot, rl, serve, sinusoid, tasks, train, zeroshot
 from .common import EPILOG, machine_description
 
 COMMANDS = {
@@ -25,6 +25,7 @@ COMMANDS = {
     "classes": (lambda sub: None, enroll.cmd_classes),
     "serve": (serve.add_serve_parser, serve.cmd_serve),
     "zero-shot": (zeroshot.add_zeroshot_parser, zeroshot.cmd_zeroshot),
+    "rl": (rl.add_rl_parser, rl.cmd_rl),
 }
 # Commands whose process is a training or evaluation loop: they keep freed memory (allocator.py).
 LOOP_COMMANDS = ("train", "eval", "sinusoid")
