@@ -182,29 +182,12 @@ class Trainer:
         """Validation accuracy, on episodes shaped like the training ones (with their unlabelled
         items and distractors in a semi-supervised run)."""
         s = self.settings
+        shape = (self.learner, self.val_set, s.val_way, self.val_shot, s.val_query)
         if s.unlabelled:
             return evaluate_semi_supervised(
-                self.learner,
-                self.val_set,
-                s.val_way,
-                self.val_shot,
-                s.val_query,
-                s.unlabelled,
-                s.distractors,
-                s.val_episodes,
-                seed=s.seed + 1,
-                progress=False,
+                *shape, s.unlabelled, s.distractors, s.val_episodes, seed=s.seed + 1, progress=False
             )
-        return evaluate(
-            self.learner,
-            self.val_set,
-            s.val_way,
-            self.val_shot,
-            s.val_query,
-            s.val_episodes,
-            seed=s.seed + 1,
-            progress=False,
-        )
+        return evaluate(*shape, s.val_episodes, seed=s.seed + 1, progress=False)
 
     def _step(self) -> dict | None:
         """One optimizer step; returns the log row to write, if any."""
