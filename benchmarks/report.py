@@ -134,6 +134,28 @@ def zero_shot_table(all_rows: list[dict]) -> list[str]:
     return out
 
 
+def rl_table(all_rows: list[dict]) -> list[str]:
+    """Meta-RL: average return after 0..N policy-gradient steps, one line per initialisation."""
+    out = [
+        "| task family | initialisation | new tasks | trajectories a step | return after 0 / 1 / 2 / 3 steps (95% CI over tasks) "
+        "| training time | policy | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines: dict[tuple, dict[int, dict]] = {}
+    for r in all_rows:
+        if r.get("metric") == "average_return":
+            lines.setdefault((r["dataset"], r["method"], r["checkpoint"], r["command"]), {})[r["inner_steps"]] = r
+    for (family, method, policy, command), by_steps in lines.items():
+        first = next(iter(by_steps.values()))
+        returns = " / ".join(f"**{by_steps[k]['value']:.1f} ± {by_steps[k]['ci95']:.1f}**" for k in sorted(by_steps))
+        seconds = first.get("train_seconds")
+        out.append(
+            f"| {family} | {method.removeprefix('meta-rl ')} | {first['tasks']} | {first['trajectories']} | {returns} "
+            f"| {f'{seconds / 60:.0f} min' if seconds else '–'} | {f'`{policy}`' if policy else '–'} | `{command}` |"
+        )
+    return out
+
+
 def pair_table(all_rows: list[dict]) -> list[str]:
     out = [
         "| method | data | test pairs | pair accuracy (95% CI) | train time | command |",
@@ -380,6 +402,10 @@ def main() -> None:
         "### Prototypes from text (zero-shot and text prior)",
         "",
         *zero_shot_table(all_rows),
+        "",
+        "### Meta-reinforcement learning: return after policy-gradient steps on new tasks",
+        "",
+        *rl_table(all_rows),
         "",
         "### The first command",
         "",

@@ -86,8 +86,9 @@ def train(settings: MetaRLSettings, out: str | Path, progress=print) -> Gaussian
         }
         log.append(row)
         progress(json.dumps(row))
-    meta = {"kind": "meta-rl-policy", "settings": asdict(s), "train_seconds": log[-1]["seconds"], "log": log}
-    checkpoint.save(out / "policy", {f"policy.{k}": v for k, v in policy.state_dict().items()}, meta)
+        if (it + 1) % 10 == 0 or it + 1 == s.iterations:  # a usable policy every 10 iterations
+            meta = {"kind": "meta-rl-policy", "settings": asdict(s), "train_seconds": row["seconds"], "log": log}
+            checkpoint.save(out / "policy", {f"policy.{k}": v for k, v in policy.state_dict().items()}, meta)
     return policy
 
 
