@@ -151,9 +151,7 @@ def load_zero_shot(path: str):
     tensors = {k: v.float() for k, v in tensors.items()}
     model = TextPrototypes(*info["dims"])
     model.load_state_dict(checkpoint.split_prefix(tensors, "model."))
-    ridge = RidgeBaseline.__new__(RidgeBaseline)
-    ridge.weight, ridge.alpha = tensors["ridge.weight"], info["ridge"]["alpha"]
-    return model.eval(), ridge, info
+    return model.eval(), RidgeBaseline(tensors["ridge.weight"], info["ridge"]["alpha"]), info
 
 
 def cmd_eval(args) -> int:

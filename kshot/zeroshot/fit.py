@@ -71,9 +71,9 @@ def fit_ridge(train: FeatureSet, val: FeatureSet, alphas=(0.01, 0.1, 1.0, 10.0, 
     means = class_means_of(train)
     scores = {
         alpha: evaluate_prototypes(
-            RidgeBaseline(train.texts, means, alpha), val, "ridge", episodes=300, seed=1
+            RidgeBaseline.fit(train.texts, means, alpha), val, "ridge", episodes=300, seed=1
         ).accuracy
         for alpha in alphas
     }
     alpha = max(scores, key=scores.get)
-    return RidgeBaseline(train.texts, means, alpha), {"alpha": alpha, "val_zero_shot_by_alpha": scores}
+    return RidgeBaseline.fit(train.texts, means, alpha), {"alpha": alpha, "val_zero_shot_by_alpha": scores}

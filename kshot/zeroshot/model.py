@@ -56,10 +56,14 @@ class TextPrototypes(nn.Module):
 class RidgeBaseline:
     """Text vectors -> class means of the image features by ridge regression (closed form)."""
 
-    def __init__(self, text_vectors: Tensor, class_features: Tensor, alpha: float):
+    def __init__(self, weight: Tensor, alpha: float):
+        self.weight, self.alpha = weight, alpha
+
+    @classmethod
+    def fit(cls, text_vectors: Tensor, class_features: Tensor, alpha: float) -> RidgeBaseline:
         v, m = text_vectors.double(), class_features.double()
-        self.alpha = alpha
-        self.weight = torch.linalg.solve(v.T @ v + alpha * torch.eye(v.shape[1], dtype=v.dtype), v.T @ m).float()
+        weight = torch.linalg.solve(v.T @ v + alpha * torch.eye(v.shape[1], dtype=v.dtype), v.T @ m)
+        return cls(weight.float(), alpha)
 
     def prototypes(self, text_vectors: Tensor) -> Tensor:
         return text_vectors @ self.weight
