@@ -137,9 +137,9 @@ def zero_shot_table(all_rows: list[dict]) -> list[str]:
 def rl_table(all_rows: list[dict]) -> list[str]:
     """Meta-RL: average return after 0..N policy-gradient steps, one line per initialisation."""
     out = [
-        "| task family | initialisation | new tasks | trajectories a step | return after 0 / 1 / 2 / 3 steps (95% CI over tasks) "
-        "| training time | policy | command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task family | initialisation | new tasks | trajectories a step | step size | return after 0 / 1 / 2 / 3 steps "
+        "(95% CI over tasks) | training time | policy | command |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines: dict[tuple, dict[int, dict]] = {}
     for r in all_rows:
@@ -150,7 +150,8 @@ def rl_table(all_rows: list[dict]) -> list[str]:
         returns = " / ".join(f"**{by_steps[k]['value']:.1f} ± {by_steps[k]['ci95']:.1f}**" for k in sorted(by_steps))
         seconds = first.get("train_seconds")
         out.append(
-            f"| {family} | {method.removeprefix('meta-rl ')} | {first['tasks']} | {first['trajectories']} | {returns} "
+            f"| {family} | {method.removeprefix('meta-rl ')} | {first['tasks']} | {first['trajectories']} "
+            f"| {first['inner_lr']} | {returns} "
             f"| {f'{seconds / 60:.0f} min' if seconds else '–'} | {f'`{policy}`' if policy else '–'} | `{command}` |"
         )
     return out
