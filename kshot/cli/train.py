@@ -85,6 +85,7 @@ def add_train_parser(sub) -> None:
 
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, read_config
+    from ..engine.distributed import join_from_environment, leave
     from ..engine.fit import EPISODE_SETTINGS
     from ..engine.trainer import Trainer
 
@@ -103,19 +104,27 @@ def cmd_train(args) -> int:
         values["val_split"] = None  # Lake's protocol has no validation classes
     config = TrainConfig.from_dict(values)
     chosen = set(values) - {"method"}  # given by a flag or a config file: never changed
-    trainer = Trainer.from_config(
-        config,
-        args.out,
-        progress=not args.quiet,
-        allow_download=not args.no_download,
-        adjustable=frozenset(EPISODE_SETTINGS) - chosen,
-    )
-    for note in trainer.notes:
-        print(f"kshot train: {note}", file=sys.stderr)
-    if args.resume and trainer.resume():
-        print(f"resuming {args.out} at episode {trainer.episode}", file=sys.stderr)
-    elif (Path(args.out) / "last.safetensors").exists():
-        raise KshotError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
-    result = trainer.train()
-    print(json.dumps(result))
+    processes = join_from_environment()  # several under torchrun; one otherwise
+    finished = False
+    try:
+        trainer = Trainer.from_config(
+            config,
+            args.out,
+            progress=not args.quiet,
+            allow_download=not args.no_download,
+            adjustable=frozenset(EPISODE_SETTINGS) - chosen,
+            processes=processes,
+        )
+        say = print if processes.main else lambda *a, **k: None
+        for note in trainer.notes:
+            say(f"kshot train: {note}", file=sys.stderr)
+        if args.resume and trainer.resume():
+            say(f"resuming {args.out} at episode {trainer.episode}", file=sys.stderr)
+        elif processes.main and (Path(args.out) / "last.safetensors").exists():
+            raise KshotError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+        result = trainer.train()
+        say(json.dumps(result))
+        finished = True
+    finally:
+        leave(processes, finished)
     return 0

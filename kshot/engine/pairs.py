@@ -3,6 +3,8 @@ same/different pairs (not episodes), and the pair accuracy it is judged by."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +21,8 @@ def pair_logits(net: SiameseNet, dataset: ClassIndexedDataset, first, second):
 class Pairs:
     """Step i trains on pairs [i * size, (i + 1) * size) of `steps * size` balanced pairs drawn
     once from the seed (so a run of a given length is reproducible and resumable)."""
+
+    shardable: ClassVar[bool] = True
 
     def __init__(self, dataset: ClassIndexedDataset, steps: int, size: int, seed: int = 0):
         self.dataset = dataset

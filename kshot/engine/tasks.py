@@ -10,7 +10,7 @@ trained by the same loop with the same checkpoints.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -32,6 +32,10 @@ class StepResult:
 
 
 class TaskFamily(Protocol):
+    shardable: ClassVar[bool]
+    """Whether step i of size s holds tasks i*s ... i*s+s-1, so that processes can split a step
+    (engine/distributed.py)."""
+
     def step(self, learner: Learner, index: int, size: int) -> StepResult:
         """Draw batch `index` of `size` tasks and accumulate the learner's gradient on it."""
         ...
@@ -40,6 +44,8 @@ class TaskFamily(Protocol):
 class Episodes:
     """N-way K-shot Q-query classification episodes from a class-indexed data set, their images
     augmented (`data/augment.py`) if asked, with each episode's own seed."""
+
+    shardable: ClassVar[bool] = True
 
     def __init__(
         self, dataset: ClassIndexedDataset, way: int, shot: int, query: int, seed: int = 0, augmentation: str = "none"
@@ -82,6 +88,8 @@ class SemiSupervisedEpisodes(Episodes):
 class Batches:
     """Ordinary mini-batches over all the training classes, for learners pretrained as one
     classifier (the fine-tuning baselines): each epoch is a seeded permutation of the items."""
+
+    shardable: ClassVar[bool] = True
 
     def __init__(self, dataset: ClassIndexedDataset, batch_size: int, seed: int = 0, augmentation: str = "none"):
         if batch_size > len(dataset):

@@ -10,7 +10,8 @@ A run directory holds `best.safetensors` (best validation accuracy; the final mo
 is no validation set), `last.safetensors` (model + optimizer + scheduler, to resume), their
 JSON copies, and `log.jsonl`. Batch i is a pure function of (seed, i), so a resumed run follows
 exactly the path an uninterrupted one would. `Trainer.from_config` builds everything from names
-(the command line's way in).
+(the command line's way in). Under torchrun, `processes` names this rank: each rank runs its
+share of every step (engine/distributed.py) and rank 0 alone validates, logs and saves.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..learners import Learner, PrototypeLearner
 from . import checkpoint
 from .build import build_learner, effective_backbone_args, learner_meta, task_args
 from .config import TrainConfig
+from .distributed import SINGLE, Processes, ShardedTasks, share_from_main
 from .evaluator import evaluate
 from .fit import fit_to_data
 from .open_set import calibrate
@@ -52,10 +54,14 @@ class Trainer:
         out_dir: str | Path,
         meta: dict | None = None,
         progress: bool = True,
+        processes: Processes = SINGLE,
     ):
         s = self.settings = settings
-        self.learner, self.out, self.progress = learner, Path(out_dir), progress
+        self.learner, self.out, self.processes = learner, Path(out_dir), processes
+        self.progress = progress and processes.main
         self.tasks = training_family(learner, train_set, s) if isinstance(train_set, ClassIndexedDataset) else train_set
+        if processes.active:
+            self.tasks = ShardedTasks(self.tasks, learner, processes, s.meta_batch)
         self.val_set = val_set
         if val_set is not None:  # fail now, not after an hour of training
             if s.unlabelled:
@@ -84,6 +90,7 @@ class Trainer:
         progress: bool = True,
         allow_download: bool = True,
         adjustable: frozenset[str] = frozenset(),
+        processes: Processes = SINGLE,
     ) -> Trainer:
         """Load the named data sets, build the named learner (seeded), and a trainer for them. The
         episode settings named in `adjustable` (defaults the user did not choose) are lowered to fit
@@ -113,7 +120,7 @@ class Trainer:
         if "split_seed" in train_set.meta:
             data["classes"] = {"train": train_set.class_names, **({"val": val_set.class_names} if val_set else {})}
         meta = {**learner_meta(c.method, c.backbone, backbone_args, method_args), "data": data}
-        trainer = cls(learner, train_set, val_set, c, out_dir, meta, progress)
+        trainer = cls(learner, train_set, val_set, c, out_dir, meta, progress, processes)
         trainer.notes = notes
         return trainer
 
@@ -123,6 +130,8 @@ class Trainer:
 
     # ---- saving and resuming -------------------------------------------------------
     def _save(self, name: str, with_optimizer: bool) -> None:
+        if not self.processes.main:
+            return
         tensors = {f"model.{k}": v for k, v in self.learner.state_dict().items()}
         meta = {
             **self.meta,
@@ -142,9 +151,13 @@ class Trainer:
     def resume(self) -> bool:
         """Continue from `last.safetensors` if present. Returns whether it did."""
         path = self.out / "last.safetensors"
-        if not path.exists():
+        state = None
+        if self.processes.main and path.exists():
+            state = checkpoint.load(path, expect_method=self.learner.method)
+        state = share_from_main(self.processes, state)
+        if state is None:
             return False
-        tensors, meta = checkpoint.load(path, expect_method=self.learner.method)
+        tensors, meta = state
         if meta.get("kind") != "training-state":
             raise CheckpointError(f"{path} holds no optimizer state, so training cannot resume from it")
         # A setting added to kshot after the run began has its default there (the run used none).
@@ -169,11 +182,13 @@ class Trainer:
         """Drop log lines written after the checkpoint we resume from (they will be redone), and a
         line torn by a crash mid-write."""
         log = self.out / "log.jsonl"
-        if log.exists():
+        if self.processes.main and log.exists():
             keep = [row for row in read_log(log) if row["episode"] <= self.episode]
             log.write_text("".join(json.dumps(row) + "\n" for row in keep))
 
     def _log(self, row: dict) -> None:
+        if not self.processes.main:
+            return
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -212,7 +227,8 @@ class Trainer:
                 row["accuracy"] = w[1] / w[2]
             row |= {"lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 1)}
             self.window = [0.0, 0.0, 0]
-        if self.val_set is not None and (self.episode % s.val_every == 0 or self.episode == s.episodes):
+        validating = self.episode % s.val_every == 0 or self.episode == s.episodes
+        if self.val_set is not None and self.processes.main and validating:
             result = self.validate()
             row = (row or {"episode": self.episode}) | {"val_accuracy": result.accuracy, "val_ci95": result.ci95}
             if result.accuracy > self.best_val:
@@ -223,7 +239,8 @@ class Trainer:
 
     def train(self) -> dict:
         s = self.settings
-        self.out.mkdir(parents=True, exist_ok=True)
+        if self.processes.main:
+            self.out.mkdir(parents=True, exist_ok=True)
         self.learner.train()
         last_save = time.perf_counter()
         # smoothing=0: the estimate is the average pace since the start, validation pauses included,
@@ -254,13 +271,16 @@ class Trainer:
                         last_save = time.perf_counter()
         except KeyboardInterrupt:
             self._save("last", with_optimizer=True)
-            bar.write(f"interrupted: saved {self.out / 'last.safetensors'} at step {self.episode}; rerun with --resume")
+            if self.processes.main:
+                bar.write(
+                    f"interrupted: saved {self.out / 'last.safetensors'} at step {self.episode}; rerun with --resume"
+                )
             raise
         finally:
             bar.close()
         if self.val_set is None:  # nothing to select on: the final model is the best we know
             self._save("best", with_optimizer=False)
-        elif isinstance(self.learner, PrototypeLearner):  # the learners an enrollment store can use
+        elif isinstance(self.learner, PrototypeLearner) and self.processes.main:  # learners a store can use
             self._calibrate_best()
         return {"episode": self.episode, "best_val_accuracy": self.best_val, "train_seconds": self.train_seconds}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,9 @@ class RegressionRun:
 class SineWaves:
     """The task family: batch i is `size` sine waves with K support and K query points each. For
     the pretrained baseline every point is a query point, so training fits all of them."""
+
+    # A step's waves come from one generator seeded by the step, not one per task.
+    shardable: ClassVar[bool] = False
 
     def __init__(self, shots: int, seed: int = 0, all_points_are_queries: bool = False):
         self.shots, self.tasks, self.all_points = shots, SinusoidTasks(seed), all_points_are_queries
