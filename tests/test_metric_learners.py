@@ -49,6 +49,20 @@ def test_relation_uses_summed_class_features_and_mse():
     assert ((via_support >= 0) & (via_support <= 1)).all()  # sigmoid relation scores
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_relation_scores_all_pairs_as_the_module_scores_concatenated_maps(training):
+    """The split first convolution gives what the relation module gives each concatenated
+    (class, query) pair, in training (BatchNorm over the pairs) and at test time."""
+    torch.manual_seed(0)
+    net = make("relation").train(training)
+    classes, queries = torch.randn(5, 8, 7, 7), torch.randn(7, 8, 7, 7)
+    pairs = torch.cat(
+        [classes.unsqueeze(0).expand(7, -1, -1, -1, -1), queries.unsqueeze(1).expand(-1, 5, -1, -1, -1)], 2
+    )
+    one_by_one = net.relation(pairs.flatten(0, 1)).view(7, 5)
+    assert torch.allclose(net.relation.score_all_pairs(classes, queries), one_by_one, atol=1e-5)
+
+
 def test_siamese_scores_a_class_by_its_best_support_item():
     net = make("siamese").eval()
     s, q = torch.randn(6, 8), torch.randn(2, 8)

@@ -35,7 +35,24 @@ class RelationModule(nn.Module):
         )
 
     def forward(self, pairs: Tensor) -> Tensor:
+        """Scores of concatenated (class, query) maps [n, 2C, h, w] -> [n]."""
         return torch.sigmoid(self.fc(self.convs(pairs).flatten(1))).squeeze(1)
+
+    def score_all_pairs(self, classes: Tensor, queries: Tensor) -> Tensor:
+        """forward() of every (query, class) pair, [q, k], without building the q*k concatenated
+        maps: the first convolution is linear in its input, so conv([c; x]) = conv_c(c) +
+        conv_x(x), each part computed once per class and once per query and added per pair.
+        That convolution was nine tenths of the module's work; at 20-way with 15 queries per
+        class it ran on 6,000 pairs of 7x7x128 maps per episode."""
+        first = self.convs[0]
+        conv: nn.Conv2d = first[0]
+        c = classes.shape[1]
+        per_class = F.conv2d(classes, conv.weight[:, :c], None, conv.stride, conv.padding)
+        per_query = F.conv2d(queries, conv.weight[:, c:], conv.bias, conv.stride, conv.padding)
+        q, k = per_query.shape[0], per_class.shape[0]
+        summed = (per_query.unsqueeze(1) + per_class.unsqueeze(0)).flatten(0, 1)
+        rest = self.convs[1:](first[1:](summed))
+        return torch.sigmoid(self.fc(rest.flatten(1))).view(q, k)
 
 
 @METHODS.register("relation")
@@ -60,15 +77,7 @@ class RelationNet(MetricLearner):
         scale = trained if trained > 0 else per_class  # 0: not trained yet, the plain sum
         classes = torch.einsum("nk,nchw->kchw", onehot, support_features) / per_class * scale
 
-        def classify(query_features: Tensor) -> Tensor:
-            q, k = query_features.shape[0], classes.shape[0]
-            pairs = torch.cat(
-                [classes.unsqueeze(0).expand(q, -1, -1, -1, -1), query_features.unsqueeze(1).expand(-1, k, -1, -1, -1)],
-                dim=2,
-            )
-            return self.relation(pairs.flatten(0, 1)).view(q, k)
-
-        return classify
+        return lambda query_features: self.relation.score_all_pairs(classes, query_features)
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:
         if self.training:
