@@ -40,6 +40,8 @@ class GradientLearner(Learner):
     fixed_way = True
     vmappable: ClassVar[bool] = True
     """Whether a task's computation may run under torch.func.vmap (the batching strategy asks)."""
+    extra_outputs: ClassVar[int] = 0
+    """Output units beyond the task's `way` (an N+1-th "fake" class adds one)."""
 
     def __init__(
         self,
@@ -69,7 +71,11 @@ class GradientLearner(Learner):
         self.first_order, self.bn, self.inner_loss = first_order, bn, INNER_LOSSES[loss]
         self.batching = TaskBatching(vectorize, workers)
         self.net = nn.Sequential(
-            OrderedDict(body=encoder, flatten=nn.Flatten(), head=nn.Linear(output_features(encoder, input_shape), way))
+            OrderedDict(
+                body=encoder,
+                flatten=nn.Flatten(),
+                head=nn.Linear(output_features(encoder, input_shape), way + self.extra_outputs),
+            )
         )
         self.f = Functional(self.net)
 
