@@ -19,6 +19,7 @@ from ..engine.build import load_learner
 from ..engine.open_set import OpenSetCalibration
 from ..errors import DataError, KshotError
 from ..learners import MetricLearner, PrototypeLearner
+from .prototype_search import HalfPrecisionSearch
 from .store import EmbeddingStore, StoreError
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -87,9 +88,11 @@ class Enroller:
             self.store.bind_model(self.fingerprint, int(probe[0].numel()), self.description, self.default_threshold)
         self._scorer: tuple[int, object] | None = None
         self._ann: tuple[int, list[str], object] | None = None
-        if index == "faiss" and not (
-            isinstance(self.learner, PrototypeLearner) and self.learner.prototype_metric == "squared_euclidean"
-        ):
+        self._search: tuple[int, list[str], HalfPrecisionSearch] | None = None
+        euclidean = isinstance(self.learner, PrototypeLearner) and self.learner.prototype_metric == "squared_euclidean"
+        # Prototype models scored by squared distance get the exact search that reads half the memory.
+        self.exact_euclidean = euclidean and index == "exact"
+        if index == "faiss" and not euclidean:
             raise KshotError(
                 f"the faiss index serves models that score by squared Euclidean distance to class "
                 f"prototypes (protonet, triplet); this {meta['method']} model does not: use --index exact"
@@ -164,7 +167,22 @@ class Enroller:
             self._ann = (gen, names, index)
         return self._ann[1], self._ann[2]
 
+    def nearest_prototypes(self) -> tuple[list[str], HalfPrecisionSearch]:
+        """(class names, the exact half-memory search over their prototypes), rebuilt after a write."""
+        gen = self.store.generation()
+        if self._search is None or self._search[0] != gen:
+            names, prototypes = self.class_prototypes()
+            self._search = (gen, names, HalfPrecisionSearch(prototypes))
+        return self._search[1], self._search[2]
+
     def top_matches(self, features: torch.Tensor, k: int) -> tuple[list[str], list[list[float]], list[list[int]]]:
+        if self.exact_euclidean:
+            names, search = self.nearest_prototypes()
+            if not names:
+                return names, [], []
+            with self.torch_lock, torch.no_grad():
+                values, indices = search.top(features.view(len(features), -1), k)
+            return names, values.tolist(), indices.tolist()
         if self.index == "faiss":
             names, index = self.approximate_index()
             if names:
