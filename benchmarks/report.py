@@ -82,8 +82,9 @@ def accuracy_table(all_rows: list[dict]) -> list[str]:
         seconds = r.get("train_seconds")
         options = {**(r.get("method_args") or {}), **(r.get("method_overrides") or {})}
         method = r["method"] + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+        within = ", classes within one alphabet" if r.get("within_alphabet") else ""
         out.append(
-            f"| {method} | {r['dataset']}/{r['protocol']}/{r.get('split', 'test')} | {r['way']} | {r['shot']} | {r['query']} "
+            f"| {method} | {r['dataset']}/{r['protocol']}/{r.get('split', 'test')}{within} | {r['way']} | {r['shot']} | {r['query']} "
             f"| {r['episodes']} | **{r['accuracy']:.2f} ± {r['ci95']:.2f}** | {paper if paper is not None else '–'} "
             f"| {r.get('train_episodes', '–')} | {f'{seconds / 60:.0f} min' if seconds else '–'} | `{r['checkpoint']}` | `{r['command']}` |"
         )

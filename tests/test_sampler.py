@@ -63,3 +63,32 @@ def test_class_too_small_names_the_class_and_counts():
 def test_bad_episode_shape_rejected():
     with pytest.raises(DataError, match="invalid episode shape"):
         EpisodeSampler([5, 5], way=0, shot=1, query=1, episodes=1)
+
+
+# ---- episodes within one group of classes (Lake et al.'s within-alphabet challenge) ---------
+def grouped_dataset():
+    """Alphabet A has 6 characters, B has 5, C only 2."""
+    names = [f"A/c{i}" for i in range(6)] + [f"B/c{i}" for i in range(5)] + ["C/c0", "C/c1"]
+    per = [torch.full((4, 1), float(k)) for k in range(len(names))]
+    return ClassIndexedDataset.from_class_list(per, names, "grouped", {})
+
+
+def test_within_group_episodes_draw_every_class_from_one_group():
+    ds = grouped_dataset()
+    sampler = episode_sampler(ds, 5, 1, 2, 200, seed=3, within_groups=True)
+    seen = set()
+    for i in range(200):
+        classes, _ = sampler.draw(i)
+        groups = {ds.class_names[c].split("/")[0] for c in classes}
+        assert len(groups) == 1 and len(set(classes.tolist())) == 5
+        seen |= groups
+    assert seen == {"A", "B"}  # C has too few characters for a 5-way episode
+    task = sampler.task(ds, 7)  # the items are those of the drawn classes
+    assert torch.equal(task.support[:, 0].long(), task.classes)
+
+
+def test_within_group_episodes_refuse_data_without_big_enough_groups():
+    with pytest.raises(DataError, match="no group of grouped has 7 classes"):
+        episode_sampler(grouped_dataset(), 7, 1, 2, 10, within_groups=True)
+    with pytest.raises(DataError, match="drop --within-alphabet"):
+        episode_sampler(toy_dataset([4] * 8), 3, 1, 2, 10, within_groups=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import ConfigError
 from .common import EPILOG, append_row, checkpoint_data, checkpoint_row, key_values
 
 
@@ -50,6 +51,12 @@ def add_eval_parser(sub) -> None:
     p.add_argument(
         "--distractors", type=int, default=0, help="with --unlabelled: classes that add only unlabelled items"
     )
+    p.add_argument(
+        "--within-alphabet",
+        action="store_true",
+        help="draw each episode's classes from one alphabet (Lake et al.'s within-alphabet one-shot challenge; "
+        "with --protocol lake --way 20 --shot 1)",
+    )
     p.add_argument("--threads", type=int)
     p.add_argument("--record", metavar="JSONL", help="append the result as one JSON line to this file")
     p.add_argument(
@@ -87,6 +94,8 @@ def cmd_eval(args) -> int:
     args.way, args.query = way, query
     for note in notes:
         print(f"kshot eval: {note}", file=sys.stderr)
+    if args.unlabelled is not None and args.within_alphabet:
+        raise ConfigError("--within-alphabet and --unlabelled cannot be combined; drop one")
     if args.unlabelled is not None:
         from ..engine.semi_supervised import evaluate_semi_supervised
 
@@ -113,6 +122,7 @@ def cmd_eval(args) -> int:
             args.seed,
             reuse_features=not args.no_feature_reuse,
             progress=not args.quiet,
+            within_groups=args.within_alphabet,
         )
     semi = {"unlabelled": args.unlabelled, "distractors": args.distractors} if args.unlabelled is not None else {}
     row = {
@@ -126,9 +136,11 @@ def cmd_eval(args) -> int:
         "eval_seconds": round(result.seconds, 2),
         "train_episodes": meta.get("episode"),
         **semi,
+        **({"within_alphabet": True, "error_rate": round(100 - result.accuracy, 3)} if args.within_alphabet else {}),
         **({"method_overrides": overrides} if overrides else {}),
     }
     extra = f", {args.unlabelled} unlabelled, {args.distractors} distractor classes" if semi else ""
+    extra += ", classes within one alphabet" if args.within_alphabet else ""
     print(f"{meta['method']} {dataset}/{protocol}/{args.split} {args.way}-way {args.shot}-shot{extra}: {result}")
     if args.record:
         append_row(args.record, row, args.argv)

@@ -63,12 +63,24 @@ class EpisodeSampler(Sampler[Tensor]):
         seed: int = 0,
         class_names: Sequence[str] | None = None,
         source: str = "dataset",
+        groups: Sequence[int] | None = None,
     ):
+        """`groups` (a group id per class, such as an Omniglot alphabet) makes every episode draw
+        its classes from one group, chosen uniformly among the groups with at least `way` classes."""
         sizes = np.asarray(class_sizes.tolist() if isinstance(class_sizes, Tensor) else class_sizes, dtype=np.int64)
         if way < 1 or shot < 0 or query < 0 or shot + query < 1 or episodes < 0:
             raise DataError(f"invalid episode shape: way={way} shot={shot} query={query} episodes={episodes}")
         if way > len(sizes):
             raise DataError(f"{way}-way episodes need {way} classes but {source} has only {len(sizes)}; lower --way")
+        self.groups: list[np.ndarray] | None = None
+        if groups is not None:
+            ids = np.asarray(groups)
+            members = [np.flatnonzero(ids == g) for g in np.unique(ids)]
+            self.groups = [m for m in members if len(m) >= way]
+            if not self.groups:
+                raise DataError(
+                    f"no group of {source} has {way} classes (the largest has {max(map(len, members))}); lower --way"
+                )
         needed = shot + query
         small = np.flatnonzero(sizes < needed)
         if len(small):
@@ -95,7 +107,10 @@ class EpisodeSampler(Sampler[Tensor]):
     def draw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(classes [way], dataset indices [way, shot+query]) of episode i."""
         rng = np.random.default_rng([self.seed, i])
-        classes = rng.choice(len(self.sizes), self.way, replace=False)
+        if self.groups is None:
+            classes = rng.choice(len(self.sizes), self.way, replace=False)
+        else:
+            classes = rng.choice(self.groups[rng.integers(len(self.groups))], self.way, replace=False)
         n = self.shot + self.query
         if self.max_size <= 4096:
             # One argsort of random keys picks n distinct items per class for all classes at once.
@@ -125,7 +140,28 @@ class EpisodeSampler(Sampler[Tensor]):
         )
 
 
+def class_groups(dataset: ClassIndexedDataset) -> list[int]:
+    """A group id per class from the part of its name before the first "/" (an Omniglot
+    character's alphabet). A data set whose names have no "/" has no groups, and is refused."""
+    prefixes = [name.split("/")[0] for name in dataset.class_names]
+    if all("/" not in name for name in dataset.class_names):
+        raise DataError(f"{dataset.name} names no groups of classes (no 'group/class' names): drop --within-alphabet")
+    ids = {p: k for k, p in enumerate(dict.fromkeys(prefixes))}
+    return [ids[p] for p in prefixes]
+
+
 def episode_sampler(
-    dataset: ClassIndexedDataset, way: int, shot: int, query: int, episodes: int, seed: int = 0
+    dataset: ClassIndexedDataset,
+    way: int,
+    shot: int,
+    query: int,
+    episodes: int,
+    seed: int = 0,
+    within_groups: bool = False,
 ) -> EpisodeSampler:
-    return EpisodeSampler(dataset.class_sizes, way, shot, query, episodes, seed, dataset.class_names, dataset.name)
+    """Episodes of `dataset`; `within_groups` draws each episode's classes from one group of
+    `class_groups` (Lake et al.'s within-alphabet one-shot challenge)."""
+    groups = class_groups(dataset) if within_groups else None
+    return EpisodeSampler(
+        dataset.class_sizes, way, shot, query, episodes, seed, dataset.class_names, dataset.name, groups
+    )

@@ -60,11 +60,13 @@ def evaluate(
     reuse_features: bool = True,
     progress: bool = True,
     features: Tensor | None = None,
+    within_groups: bool = False,
 ) -> EvalResult:
     """Accuracy on `episodes` seeded test episodes. Metric learners embed each image once
     (`reuse_features`), then every episode is indexing and a small matrix product; `features`
-    passes embeddings already made (`embed_all`) for many evaluations of one model."""
-    sampler = episode_sampler(dataset, way, shot, query, episodes, seed)
+    passes embeddings already made (`embed_all`) for many evaluations of one model.
+    `within_groups` draws each episode's classes from one alphabet (data/sampler.py)."""
+    sampler = episode_sampler(dataset, way, shot, query, episodes, seed, within_groups)
     was_training = learner.training
     learner.eval()
     start = time.perf_counter()
