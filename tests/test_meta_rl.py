@@ -90,6 +90,24 @@ def test_a_meta_training_iteration_writes_a_policy_that_adapts_on_new_tasks(tmp_
     assert len(result.summary()) == 2
 
 
+def test_meta_training_with_more_inner_steps_samples_after_each_and_learns_otherwise(tmp_path, monkeypatch):
+    from kshot.errors import ConfigError
+    from kshot.rl import meta
+
+    calls = []
+    real = meta.rollouts
+    monkeypatch.setattr(meta, "rollouts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    weights = {}
+    for steps in (1, 2):
+        calls.clear()
+        settings = meta.MetaRLSettings(iterations=1, meta_batch=1, trajectories=2, inner_steps=steps)
+        weights[steps] = meta.train(settings, tmp_path / str(steps), progress=lambda row: None).state_dict()
+        assert len(calls) == steps + 1  # trajectories before the first step and after each
+    assert any(not torch.equal(weights[1][k], weights[2][k]) for k in weights[1])
+    with pytest.raises(ConfigError, match="--inner-steps"):
+        meta.MetaRLSettings(inner_steps=0)
+
+
 @pytest.mark.parametrize("name", ["navigation-2d", "goal-velocity"])
 def test_the_batched_copies_step_exactly_as_the_gymnasium_environment(name):
     from kshot.rl.navigation import EnvFamily

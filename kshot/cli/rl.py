@@ -31,7 +31,7 @@ def add_rl_parser(sub) -> None:
     t.add_argument("--family", choices=sorted(FAMILIES), default=d.family)
     t.add_argument("--kind", choices=KINDS, default=d.kind)
     t.add_argument("--out", required=True)
-    for name in ("iterations", "meta_batch", "trajectories", "inner_lr", "outer_lr", "seed"):
+    for name in ("iterations", "meta_batch", "trajectories", "inner_lr", "inner_steps", "outer_lr", "seed"):
         value = getattr(d, name)
         t.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
     t.add_argument("--threads", type=int)
