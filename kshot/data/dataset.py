@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..errors import DataError
+
 
 def image_floats(images: Tensor, normalize: list[list[float]] | None = None) -> Tensor:
     """uint8 images [n, C, H, W] -> float in [0, 1], standardised per channel with `normalize`
@@ -79,6 +81,19 @@ class ClassIndexedDataset:
         return ClassIndexedDataset.from_class_list(
             parts, [self.class_names[c] for c in classes], name or self.name, dict(self.meta)
         )
+
+    def with_rotations(self, turns: int) -> ClassIndexedDataset:
+        """Each class and its rotations by 360/turns degrees, each rotation a class of its own
+        (named class/rot090, ...): a character turned on its side is another character."""
+        if self.items.dim() != 4:
+            raise DataError(f"{self.name} holds feature vectors, not images: rotations do not apply")
+        parts, names = [], []
+        for c, name in enumerate(self.class_names):
+            items = self.items[int(self.offsets[c]) : int(self.offsets[c + 1])]
+            for k in range(turns):
+                parts.append(torch.rot90(items, k * 4 // turns, dims=(-2, -1)))
+                names.append(name if k == 0 else f"{name}/rot{k * 360 // turns:03d}")
+        return ClassIndexedDataset.from_class_list(parts, names, f"{self.name} with rotations", dict(self.meta))
 
     @property
     def item_shape(self) -> tuple[int, ...]:

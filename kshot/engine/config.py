@@ -36,6 +36,9 @@ class TrainConfig:
     # "standard": random crop with padding, flip, colour jitter; "affine": Koch et al.'s small
     # distortions of characters (data/augment.py)
     augment: str = "none"
+    # 4: each training class and its three quarter-turns are classes of their own (how the Vinyals
+    # split was made; an option for --protocol lake, whose background set has none); 1: none.
+    rotations: int = 1
     # Adam, lr 1e-3 halved every 2000 episodes (Snell et al. 2017, section 3.1).
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -84,6 +87,8 @@ class TrainConfig:
             raise ConfigError("unlabelled and distractors must be >= 0 and label_ratio in (0, 1]")
         if self.distractors and not self.unlabelled:
             raise ConfigError("distractors lend unlabelled items only: set unlabelled (per class) as well")
+        if self.rotations not in (1, 2, 4):
+            raise ConfigError(f"rotations must be 1 (none), 2 (a half-turn) or 4 (quarter-turns), not {self.rotations}")
         if self.augment not in ("none", "standard", "affine"):
             raise ConfigError(f"augment must be 'none', 'standard' or 'affine', not {self.augment!r}")
         if self.optimizer not in ("adam", "sgd"):

@@ -100,6 +100,8 @@ class Trainer:
             c.dataset, split, c.protocol, c.data_dir, c.image_size, allow_download, c.channels
         )
         train_set = load(c.train_split)
+        if c.rotations > 1:
+            train_set = train_set.with_rotations(c.rotations)
         val_set = load(c.val_split) if c.val_split else None
         c, notes = fit_to_data(c, train_set, val_set, adjustable)
         if "split_seed" in train_set.meta:
