@@ -199,7 +199,9 @@ def main() -> None:
                 f"{size:>7} classes: identify p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms; "
                 f"enroll {r['enroll_per_second']:.1f}/s"
             )
-            base_i = base | {"index": args.index}
+            base_i = base | {"index": args.index, "requests": args.requests}
+            if args.index == "exact":  # since issue 20: float16 scan, candidates re-scored in float32
+                base_i["search"] = "exact, float16 scan + float32 re-scoring"
             rows += [
                 base_i | {"classes": size, "metric": "identify_latency_p50", "value": round(r["p50"], 2), "unit": "ms"},
                 base_i | {"classes": size, "metric": "identify_latency_p99", "value": round(r["p99"], 2), "unit": "ms"},

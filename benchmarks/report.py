@@ -372,7 +372,12 @@ def open_set_table(all_rows: list[dict]) -> list[str]:
 def enrollment_table(all_rows: list[dict]) -> list[str]:
     out = ["| measure | enrolled classes | value | command | machine | date |", "|---|---|---|---|---|---|"]
     for r in all_rows:
-        if r.get("method") == "enroll-service" or r.get("metric") in ("open_set_rejection", "genuine_acceptance"):
+        searches = ("identification_accuracy", "search_ms_per_query")
+        if r.get("method") == "enroll-service" or r.get("metric") in (
+            "open_set_rejection",
+            "genuine_acceptance",
+            *searches,
+        ):
             value = (
                 f"{r['value']} {r['unit']}"
                 if r["unit"] != "bool"
@@ -383,6 +388,8 @@ def enrollment_table(all_rows: list[dict]) -> list[str]:
             )
             size = r.get("classes", f"{r.get('way')} known + 2 impostors, {r.get('shot')}-shot")
             index = f" ({r['index']} index)" if r.get("index") == "faiss" else ""
+            if "search" in r:
+                index = f" ({r['search']}" + (f", {r['requests']} requests)" if "requests" in r else ")")
             out.append(
                 f"| {r['metric']}{index} | {size} | **{value}** | `{r['command']}` | {r['machine']} | {r['date']} |"
             )
