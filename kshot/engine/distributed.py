@@ -12,12 +12,14 @@ computes, so every rank takes the same optimizer step. Rank 0 alone validates, l
 on resume it reads the checkpoint and sends it to the others (the run directory need not be on
 a shared disk). Floating-point buffers (BatchNorm running statistics) are averaged after each
 step: a single process updates them task after task, so these alone differ slightly from it.
+The resumed checkpoint travels as bytes in tensors, not as pickled objects.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -121,11 +123,23 @@ class ShardedTasks:
             offset += t.numel()
 
 
-def share_from_main(processes: Processes, value):
-    """Rank 0's `value` on every rank (a resumed checkpoint read by rank 0 alone). Only kshot's
-    own processes exchange these messages."""
+def file_from_main(processes: Processes, path: Path, scratch: Path) -> Path | None:
+    """Rank 0's file at `path` (None where it has none), on every rank: the others receive its
+    bytes as tensors and write them to `scratch`, so each rank reads it with the same checks."""
     if not processes.active:
-        return value
-    box = [value if processes.main else None]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+        return path if path.exists() else None
+    data = path.read_bytes() if processes.main and path.exists() else b""
+    size = torch.tensor([len(data)], dtype=torch.int64)
+    dist.broadcast(size, src=0)
+    if int(size) == 0:
+        return None
+    buffer = (
+        torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        if processes.main
+        else torch.empty(int(size), dtype=torch.uint8)
+    )
+    dist.broadcast(buffer, src=0)
+    if processes.main:
+        return path
+    scratch.write_bytes(buffer.numpy().tobytes())
+    return scratch

@@ -17,6 +17,7 @@ share of every step (engine/distributed.py) and rank 0 alone validates, logs and
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from ..learners import Learner, PrototypeLearner
 from . import checkpoint
 from .build import build_learner, effective_backbone_args, learner_meta, task_args
 from .config import TrainConfig
-from .distributed import SINGLE, Processes, ShardedTasks, share_from_main
+from .distributed import SINGLE, Processes, ShardedTasks, file_from_main
 from .evaluator import evaluate
 from .fit import fit_to_data
 from .open_set import calibrate
@@ -152,14 +153,12 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from `last.safetensors` if present. Returns whether it did."""
-        path = self.out / "last.safetensors"
-        state = None
-        if self.processes.main and path.exists():
-            state = checkpoint.load(path, expect_method=self.learner.method)
-        state = share_from_main(self.processes, state)
-        if state is None:
-            return False
-        tensors, meta = state
+        path = self.out / "last.safetensors"  # on rank 0; the other ranks read a copy it sends
+        with tempfile.TemporaryDirectory() as scratch:
+            here = file_from_main(self.processes, path, Path(scratch) / path.name)
+            if here is None:
+                return False
+            tensors, meta = checkpoint.load(here, expect_method=self.learner.method)
         if meta.get("kind") != "training-state":
             raise CheckpointError(f"{path} holds no optimizer state, so training cannot resume from it")
         # A setting added to kshot after the run began has its default there (the run used none).
