@@ -148,6 +148,8 @@ def rl_table(all_rows: list[dict]) -> list[str]:
             lines.setdefault((r["dataset"], r["method"], r["checkpoint"], r["command"]), {})[r["inner_steps"]] = r
     for (family, method, policy, command), by_steps in lines.items():
         first = next(iter(by_steps.values()))
+        trained = first.get("train_inner_steps", 1)
+        method += f", {trained} steps in training" if trained > 1 else ""
         returns = " / ".join(f"**{by_steps[k]['value']:.1f} ± {by_steps[k]['ci95']:.1f}**" for k in sorted(by_steps))
         seconds = first.get("train_seconds")
         out.append(

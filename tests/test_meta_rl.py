@@ -138,13 +138,15 @@ def test_rl_commands_train_evaluate_record_and_draw(tmp_path, capsys):
     assert (
         main(
             ["rl", "train", "--family", "goal-velocity", "--out", str(out), "--iterations", "1"]
-            + ["--meta-batch", "2", "--trajectories", "3"]
+            + ["--meta-batch", "2", "--trajectories", "3", "--inner-steps", "2"]
         )
         == 0
     )
+    assert json.loads((out / "policy.json").read_text())["settings"]["inner_steps"] == 2
     args = ["rl", "eval", str(out / "policy.safetensors"), "--random", "--tasks", "2", "--steps", "1"]
     assert main(args + ["--trajectories", "3", "--record", str(record), "--plot", str(figure)]) == 0
     rows = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [r.get("train_inner_steps") for r in rows] == [2, 2, None, None]
     assert [(r["method"], r["inner_steps"]) for r in rows] == [
         ("meta-rl maml", 0),
         ("meta-rl maml", 1),

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
 from .common import EPILOG, append_row
@@ -31,7 +32,7 @@ def add_rl_parser(sub) -> None:
     t.add_argument("--family", choices=sorted(FAMILIES), default=d.family)
     t.add_argument("--kind", choices=KINDS, default=d.kind)
     t.add_argument("--out", required=True)
-    for name in ("iterations", "meta_batch", "trajectories", "inner_lr", "inner_steps", "outer_lr", "seed"):
+    for name in (f.name for f in fields(MetaRLSettings) if f.name not in ("family", "kind")):
         value = getattr(d, name)
         t.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
     t.add_argument("--threads", type=int)
@@ -56,8 +57,7 @@ def cmd_rl(args) -> int:
 def cmd_train(args) -> int:
     from ..rl.meta import MetaRLSettings, train
 
-    names = ("family", "kind", "iterations", "meta_batch", "trajectories", "inner_lr", "outer_lr", "seed")
-    settings = MetaRLSettings(**{k: getattr(args, k) for k in names})
+    settings = MetaRLSettings(**{f.name: getattr(args, f.name) for f in fields(MetaRLSettings)})
     train(settings, args.out)
     return 0
 
@@ -108,6 +108,8 @@ def cmd_eval(args) -> int:
                     "checkpoint": label.split("(")[-1].rstrip(")") if "(" in label else None,
                     "train_seconds": meta.get("train_seconds"),
                 }
+                if meta["settings"]["kind"] == "maml":  # policies written before the setting took 1
+                    row["train_inner_steps"] = meta["settings"].get("inner_steps", 1)
                 append_row(args.record, row, args.argv)
     if args.plot:
         from ..plots.rl import plot_adaptation
