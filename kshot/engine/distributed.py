@@ -47,14 +47,14 @@ class Processes:
 SINGLE = Processes()
 
 
-def join_from_environment(device: str = "cpu") -> Processes:
+def join_from_environment() -> Processes:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK,
-    MASTER_ADDR, ...): gloo on CPUs, nccl on GPUs. Without torchrun: one process."""
+    MASTER_ADDR, ...), over gloo: `kshot train` trains on CPUs. Without torchrun: one process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return SINGLE
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group("gloo")
     return Processes(dist.get_rank(), dist.get_world_size())
 
 
