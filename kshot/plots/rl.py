@@ -33,11 +33,11 @@ def plot_adaptation(family: str, results: dict[str, AdaptationResult], out: str 
             ax.plot(*task, "k*", ms=12, label="goal")
             ax.plot(0, 0, "ko", ms=4)
             ax.set_xlim(-0.7, 0.7), ax.set_ylim(-0.7, 0.7), ax.set_aspect("equal")
-            ax.set_title(f"goal ({task[0]:.2f}, {task[1]:.2f}), {shown}", fontsize=9)
+            ax.set_title(f"goal ({task[0]:.2f}, {task[1]:.2f})", fontsize=9)
         else:
             ax.axhline(task[0], color="k", ls="--", lw=1, label="goal velocity")
             ax.set_xlabel("step"), ax.set_ylabel("velocity")
-            ax.set_title(f"goal velocity {task[0]:.2f}, {shown}", fontsize=9)
+            ax.set_title(f"goal velocity {task[0]:.2f}", fontsize=9)
         ax.legend(fontsize=7)
     curve = axes[n]
     for label, r in results.items():
@@ -48,7 +48,8 @@ def plot_adaptation(family: str, results: dict[str, AdaptationResult], out: str 
     curve.set_xticks(range(example.returns.shape[1]))
     curve.grid(alpha=0.3)
     curve.legend(fontsize=8)
-    fig.suptitle(f"{family}: adaptation to new tasks", fontsize=11)
+    # The trajectories' policy is named once here: in each panel's title it overran its neighbours.
+    fig.suptitle(f"{family}: adaptation to new tasks (trajectories: {shown})", fontsize=11)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
