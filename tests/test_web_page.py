@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("fastapi")
 webdriver = pytest.importorskip("selenium.webdriver")
 import uvicorn  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -82,7 +83,9 @@ def browser():
 
 
 def test_a_receptionist_enrolls_identifies_renames_and_deletes(server, browser, faces):
-    wait = WebDriverWait(browser, 30)
+    # The page re-renders its lists after each answer: an element found just before that goes
+    # stale, and the condition is simply evaluated again.
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     field = lambda id_: browser.find_element(By.ID, id_)
     people = lambda: browser.execute_script(  # one read: the list may be re-rendering
         "return [...document.querySelectorAll('#people .person')].map((p) => p.dataset.name)"
