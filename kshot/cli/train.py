@@ -86,7 +86,7 @@ def add_train_parser(sub) -> None:
 
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, read_config
-    from ..engine.distributed import join_from_environment, leave
+    from ..engine.distributed import end_process, join_from_environment, leave
     from ..engine.fit import EPISODE_SETTINGS
     from ..engine.trainer import Trainer
 
@@ -128,4 +128,5 @@ def cmd_train(args) -> int:
         finished = True
     finally:
         leave(processes, finished)
+    end_process(processes)
     return 0
