@@ -57,7 +57,8 @@ SEMI_SUPERVISED_PAPER = {
 def paper_figure(r: dict) -> float | None:
     """The published accuracy for a row's method, data set, way and shot, if any."""
     if r["dataset"] == "mini-imagenet":
-        head = (r.get("method_overrides") or {}).get("head", "linear") if r["method"] == "baseline" else None
+        options = {**(r.get("method_args") or {}), **(r.get("method_overrides") or {})}  # trained, then test-time
+        head = options.get("head", "linear") if r["method"] == "baseline" else None
         return MINI_IMAGENET_PAPERS.get((r["method"], head), {}).get((r["way"], r["shot"]))
     if r["dataset"] == "omniglot":
         return PAPERS.get(r["method"], ("", {}))[1].get((r["way"], r["shot"]))
