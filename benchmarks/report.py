@@ -374,13 +374,9 @@ def open_set_table(all_rows: list[dict]) -> list[str]:
 
 def enrollment_table(all_rows: list[dict]) -> list[str]:
     out = ["| measure | enrolled classes | value | command | machine | date |", "|---|---|---|---|---|---|"]
+    metrics = ("open_set_rejection", "genuine_acceptance", "identification_accuracy", "search_ms_per_query")
     for r in all_rows:
-        searches = ("identification_accuracy", "search_ms_per_query")
-        if r.get("method") == "enroll-service" or r.get("metric") in (
-            "open_set_rejection",
-            "genuine_acceptance",
-            *searches,
-        ):
+        if r.get("method") == "enroll-service" or r.get("metric") in metrics:
             value = (
                 f"{r['value']} {r['unit']}"
                 if r["unit"] != "bool"

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..learners.protonet import squared_euclidean
+
 DOT_ERROR = 2.0**-9  # bound on |fp16 dot - exact dot| for vectors of at most unit length
 
 
@@ -34,10 +36,11 @@ class HalfPrecisionSearch:
         return self.full.shape[0]
 
     def exact_scores(self, queries: Tensor, rows: Tensor | None = None) -> Tensor:
-        """Minus squared distances in float32, to all prototypes or to `rows` [n, m] of them."""
-        q_norms = queries.pow(2).sum(1, keepdim=True)
+        """Minus squared distances in float32, to all prototypes (as the model's own prototype
+        classifier scores them) or to `rows` [n, m] of them."""
         if rows is None:
-            return -(q_norms - 2 * queries @ self.full.T + self.norms.unsqueeze(0)).clamp_min(0)
+            return -squared_euclidean(queries, self.full, self.norms.unsqueeze(0))
+        q_norms = queries.pow(2).sum(1, keepdim=True)
         picked = self.full[rows]  # [n, m, d]
         dots = torch.einsum("nd,nmd->nm", queries, picked)
         return -(q_norms - 2 * dots + self.norms[rows]).clamp_min(0)
