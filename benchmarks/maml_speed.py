@@ -9,10 +9,9 @@ to show how much of the difference is the allocator. Speeds on a shared 2-core V
 each round starting one slot later, and the median of each is reported, with its lowest and
 highest.
 
-learn2learn 0.2.0 is not installed into kshot's environment: the script downloads its source
-(`pip download --no-deps`) into a scratch folder and imports only `learn2learn.algorithms.maml`
-and `learn2learn.utils` from it, because the package's top level imports torchvision, which does
-not import beside the CPU torch used here. The network is the same object type for everyone.
+learn2learn 0.2.0 is imported from its published source (benchmarks/peers.py). The network is the
+same object type for everyone. benchmarks/peer_speed.py is the side-by-side comparison in one
+process; this script's rows are the allocator study's.
 
 Run on an otherwise idle machine:
     python benchmarks/maml_speed.py --record benchmarks/results.jsonl
@@ -27,49 +26,16 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
-import types
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import SCRATCH, learn2learn_maml  # noqa: E402
 
 # kshot: the default (tasks in one worker thread per torch thread); kshot-serial: one task at a
 # time over all threads, as the other two do; kshot-vmap: all tasks at once under torch.func.vmap.
 IMPLS = ["kshot", "kshot-serial", "kshot-vmap", "plain-loop", "learn2learn", "learn2learn-keepmem"]
 KEEPS_FREED_MEMORY = {"kshot", "kshot-serial", "kshot-vmap", "learn2learn-keepmem"}
-LEARN2LEARN_SCRATCH = "/tmp/kshot-learn2learn"  # where learn2learn's source is unpacked, by default
-
-
-def import_learn2learn_maml(scratch: Path):
-    src = next(scratch.glob("learn2learn-*/"), None)
-    if src is None:
-        scratch.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "learn2learn==0.2.0",
-                "-d",
-                str(scratch),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        with tarfile.open(next(scratch.glob("learn2learn-*.tar.gz"))) as tar:
-            tar.extractall(scratch, filter="data")
-        src = next(scratch.glob("learn2learn-*/"))
-    # Empty parent packages, so that importing the submodules skips learn2learn/__init__.py.
-    for name, sub in (("learn2learn", ""), ("learn2learn.algorithms", "algorithms")):
-        pkg = types.ModuleType(name)
-        pkg.__path__ = [str(src / "learn2learn" / sub)]
-        sys.modules[name] = pkg
-    from learn2learn.algorithms.maml import MAML  # noqa: E402
-
-    return MAML
 
 
 def build_maml(impl: str, first_order: bool):
@@ -99,7 +65,7 @@ def meta_gradient(impl: str, learner, first_order: bool, scratch: Path):
     if impl.startswith("kshot"):
         return learner.meta_step
     if impl.startswith("learn2learn"):  # the library's documented pattern: clone, adapt, backward per task
-        maml = import_learn2learn_maml(scratch)(net, lr=0.4, first_order=first_order)
+        maml = learn2learn_maml(scratch)(net, lr=0.4, first_order=first_order)
 
         def learn2learn(tasks):
             for t in tasks:
@@ -205,7 +171,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--impl", choices=IMPLS, help="(internal) run one implementation and print JSON")
     p.add_argument("--order", choices=["second", "first"], default="second", help="(internal, with --impl)")
-    p.add_argument("--scratch", default=LEARN2LEARN_SCRATCH, help="where learn2learn's source is unpacked")
+    p.add_argument("--scratch", default=str(SCRATCH), help="where learn2learn's source is unpacked")
     p.add_argument("--record", metavar="JSONL")
     args = p.parse_args()
     if args.impl:

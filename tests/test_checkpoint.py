@@ -121,8 +121,12 @@ def test_reptile_inner_adam_moments_survive_a_checkpoint(tmp_path):
     checkpoint.save(tmp_path / "best", {f"model.{k}": v for k, v in net.state_dict().items()}, meta)
     loaded, _ = load_learner(tmp_path / "best.safetensors")
     assert loaded.adam_state.count() == 2
-    for a, b in zip(net.adam_state.moments().values(), loaded.adam_state.moments().values()):
-        assert torch.equal(a, b) and a.abs().sum() > 0
+    saved, restored = net.adam_state.moments(), loaded.adam_state.moments()
+    assert saved.keys() == restored.keys()
+    for a, b in zip(saved.values(), restored.values()):
+        assert torch.equal(a, b)
+    # The first convolution's bias has no gradient (BatchNorm subtracts it): its moments are 0.
+    assert sum(bool(a.abs().sum() > 0) for a in saved.values()) >= len(saved) - 2
 
 
 def test_a_format_1_gradient_checkpoint_loads_with_its_positional_names(tmp_path):

@@ -28,7 +28,7 @@ def test_each_committed_checkpoint_has_a_preset_that_reproduces_its_settings(pat
     # fully labelled episodes, no rotated classes).
     assert {k: preset[k] for k in recorded} == recorded
     added_since = {"optimizer", "lr_schedule", "meta_batch", "grad_clip", "augment", "batch_size"}
-    added_since |= {"unlabelled", "distractors", "label_ratio", "rotations"}
+    added_since |= {"unlabelled", "distractors", "label_ratio", "rotations", "precision"}
     assert set(preset) - set(recorded) <= {"data_dir"} | added_since
 
 

@@ -168,3 +168,26 @@ def test_a_task_family_trains_on_the_same_loop(tmp_path):
     rest.train()
     assert torch.equal(straight.learner.w, rest.learner.w) and straight.learner.w.item() != 0
     assert "accuracy" not in json.loads((tmp_path / "a" / "log.jsonl").read_text().splitlines()[0])
+
+
+def test_bf16_precision_runs_training_steps_in_bfloat16_and_validation_in_float32(tmp_path):
+    t = trainer(tmp_path, precision="bf16", episodes=3, val_every=3)
+    seen = []  # (grad enabled: a training step, dtype of the last block's output)
+    t.learner.encoder.blocks[-1].register_forward_hook(lambda m, i, o: seen.append((torch.is_grad_enabled(), o.dtype)))
+    t.train()
+    assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in t.learner.parameters())
+    with pytest.raises(ConfigError, match="precision"):
+        tiny(precision="fp16")
+
+
+def test_prototype_distances_stay_float32_under_bfloat16_autocast():
+    from kshot.learners.protonet import squared_euclidean
+
+    torch.manual_seed(0)
+    a, b = torch.randn(6, 64) * 10, torch.randn(4, 64) * 10
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = squared_euclidean(a, b)
+    assert d.dtype == torch.float32
+    torch.testing.assert_close(d, torch.cdist(a, b) ** 2, rtol=1e-4, atol=1e-3)

@@ -59,6 +59,7 @@ def add_train_parser(sub) -> None:
         ("distractors", "semi-supervised episodes: classes that lend only unlabelled items"),
         ("label_ratio", "semi-supervised episodes: share of each training class's items that is labelled"),
         ("grad_clip", "clip the gradient norm to this before each step (0: off)"),
+        ("precision", "fp32, or bf16: training steps under bfloat16 autocast (validation stays fp32)"),
         ("optimizer", "outer optimizer: adam or sgd"),
         ("lr", "outer learning rate"),
         ("lr_schedule", "step (decay by lr_gamma every lr_step) or linear (to 0)"),

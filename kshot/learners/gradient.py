@@ -35,7 +35,7 @@ INNER_LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
 
 
 class GradientLearner(Learner):
-    backbone_needs = MappingProxyType({"norm": "task", "channels_last": False})
+    backbone_needs = MappingProxyType({"norm": "task"})
     needs_input_shape = True
     fixed_way = True
     vmappable: ClassVar[bool] = True

@@ -17,7 +17,11 @@ from .registry import METHODS
 
 def squared_euclidean(a: Tensor, b: Tensor, b_norms: Tensor | None = None) -> Tensor:
     """[n, m] squared distances, via the expansion |a|^2 - 2ab + |b|^2 (one matmul);
-    `b_norms` ([1, m], |b|^2) may be passed in when b is scored against many times."""
+    `b_norms` ([1, m], |b|^2) may be passed in when b is scored against many times. Always in
+    float32: in bfloat16 (mixed-precision training) the expansion's cancellation loses the distances."""
+    if torch.is_autocast_enabled(a.device.type):
+        with torch.autocast(a.device.type, enabled=False):
+            return squared_euclidean(a.float(), b.float(), None if b_norms is None else b_norms.float())
     if b_norms is None:
         b_norms = b.pow(2).sum(1).unsqueeze(0)
     return (a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b_norms).clamp_min(0)

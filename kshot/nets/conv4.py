@@ -9,18 +9,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .norm import norm_layer
+from .norm import norm_layer, vmapping
+from .patch_moments import conv_norm, foldable
 from .registry import BACKBONES
 
 
-def conv_block(in_channels: int, out_channels: int, pool: bool = True, norm: str = "batch") -> nn.Sequential:
+class ConvBlock(nn.Sequential):
+    """conv, norm, [pool], ReLU. On few-channel inputs the first two run as one convolution
+    (patch_moments.py); the modules, and so the checkpoints' keys, are those of the plain block."""
+
+    def forward(self, x: Tensor, channels_last: bool = False) -> Tensor:
+        conv, norm, *rest = self
+        z = conv_norm(conv, norm, x, channels_last) if foldable(conv, norm) else norm(conv(x))
+        for layer in rest:
+            z = layer(z)
+        return z
+
+
+def conv_block(in_channels: int, out_channels: int, pool: bool = True, norm: str = "batch") -> ConvBlock:
     layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1), norm_layer(norm, out_channels)]
     # Pooling before ReLU is exactly the same function (max-pool and ReLU commute, both
     # monotone) but runs ReLU and its backward on 4x fewer elements: ~15% faster on CPU.
     if pool:
         layers.append(nn.MaxPool2d(2))
     layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+    return ConvBlock(*layers)
 
 
 class Conv4(nn.Module):
@@ -44,13 +57,16 @@ class Conv4(nn.Module):
         self.flatten = flatten
         self.num_features = out_channels  # channels of the output maps (the width when they are 1x1)
         # Channels-last runs the oneDNN convolutions without layout conversions (1.3-1.8x on CPU).
-        # torch.func.vmap cannot query memory formats, so vmapped learners (MAML) turn it off.
+        # torch.func.vmap cannot query memory formats: under it (vmap_safe) the input keeps its layout.
         self.channels_last = channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self.blocks(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)
+        channels_last = self.channels_last and not vmapping()
+        z = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        for block in self.blocks:
+            z = block(z, channels_last)
         return z.flatten(1) if self.flatten else z
 
 

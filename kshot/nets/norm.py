@@ -38,6 +38,11 @@ def vmap_safe() -> Iterator[None]:
         _COMPOSITE.reset(token)
 
 
+def vmapping() -> bool:
+    """Whether the caller is inside `vmap_safe()`, i.e. computing under torch.func.vmap."""
+    return _COMPOSITE.get()
+
+
 class TaskBatchNorm2d(nn.Module):
     def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
@@ -46,14 +51,19 @@ class TaskBatchNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = _REFERENCE_ROWS.get()
-        if rows is None and not _COMPOSITE.get():
+        if _REFERENCE_ROWS.get() is None and not _COMPOSITE.get():
             return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        ref = x if rows is None else x[:rows]
+        ref = statistics_rows(x)
         mean = ref.mean(dim=(0, 2, 3), keepdim=True)
         var = (ref - mean).pow(2).mean(dim=(0, 2, 3), keepdim=True)
         scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
         return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+
+
+def statistics_rows(x: Tensor) -> Tensor:
+    """The rows of a batch that TaskBatchNorm2d takes its statistics from (see reference_rows)."""
+    rows = _REFERENCE_ROWS.get()
+    return x if rows is None else x[:rows]
 
 
 @contextmanager
