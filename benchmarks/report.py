@@ -183,12 +183,41 @@ def speed_table(all_rows: list[dict]) -> list[str]:
             and "impl" in r
             and r.get("method") != "maml"
             and "profile_top_ops_percent" not in r
+            and not peer_ratio(r)
         ):
             note = f" ({r['note']})" if r.get("note") else ""
             out.append(
                 f"| {r['metric']} | {r['impl']}{note} | {r['way']}w{r['shot']}s{r['query']}q | **{r['value']}** {r['unit']} "
                 f"| `{r['command']}` | {r['machine']} | {r['date']} |"
             )
+    return out
+
+
+def peer_ratio(r: dict) -> tuple[str, float] | None:
+    """(peer, speed-up over it) of a benchmarks/peer_speed.py row, else None."""
+    key = next((k for k in r if k.startswith("speedup_over_")), None)
+    return (key.removeprefix("speedup_over_"), r[key]) if key else None
+
+
+def peer_speed_table(all_rows: list[dict]) -> list[str]:
+    out = [
+        "| method | episode | implementation | steps/s: median (lowest-highest) | against the peer | GFLOP/s "
+        "(share of 157 / 314 peak) | peak memory added | command | machine | date |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in all_rows:
+        if not peer_ratio(r):
+            continue
+        peer, ratio = peer_ratio(r)
+        episode = f"{r['way']}w{r['shot']}s{r['query']}q" + (
+            f", meta-batch {r['meta_batch']}, {r['order']} order" if r.get("order") else ""
+        )
+        out.append(
+            f"| {r['method']} | {episode} | {r['impl']} | **{r['value']}** ({r['low']}-{r['high']}) | "
+            f"**{ratio}x** {peer} | {r['gflops']} ({100 * r['share_of_peak']:.0f}% / "
+            f"{100 * r['share_of_avx512_peak']:.0f}%) | {r['peak_rss_mib']} MiB | `{r['command']}` | {r['machine']} "
+            f"| {r['date']} |"
+        )
     return out
 
 
@@ -446,6 +475,10 @@ def main() -> None:
         "### Speed",
         "",
         *speed_table(all_rows),
+        "",
+        "### Training speed beside the peer libraries (one process, interleaved rounds)",
+        "",
+        *peer_speed_table(all_rows),
         "",
         "### Model-based methods: training speed and profile",
         "",
