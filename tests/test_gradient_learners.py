@@ -429,3 +429,50 @@ def test_task_batchnorm_fused_and_composite_paths_agree_to_second_order():
         composite = hessian_vector()
     for a, b in zip(fused, composite):
         assert torch.allclose(a, b, atol=1e-9)
+
+
+def test_learned_per_layer_per_step_rates_drive_each_inner_step():
+    """LSLR (Antoniou et al. 2019): step i updates each parameter tensor with its own rate for
+    step i; steps beyond the trained ones reuse the last; the rates are meta-learned."""
+    model = learner(inner_steps=2, inner_lr=0.2, step_lrs=True)
+    with torch.no_grad():
+        for rates in model.step_lr_list:
+            rates.uniform_(0.05, 0.5)
+    (task,) = random_tasks(1)
+    theta = {k: v.detach() for k, v in model.f.params().items()}
+    loss_of = lambda p: F.cross_entropy(model.f(p, task.support), task.support_labels)
+    expected = theta
+    for step in range(3):  # the third step reuses step 2's rates
+        grads = torch.func.grad(loss_of)(expected)
+        rate = {k: r[min(step, 1)] for k, r in zip(theta, model.step_lr_list)}
+        expected = {k: v - rate[k] * grads[k] for k, v in expected.items()}
+    adapted = model.inner_loop(theta, task.support, task.support_labels, 3)
+    for k in theta:
+        torch.testing.assert_close(adapted[k], expected[k])
+    meta_gradient(model, [task])
+    for k, rates in zip(theta, model.step_lr_list):
+        assert rates.grad is not None and (rates.grad.abs().sum() > 0) == (k != FIRST_CONV_BIAS), k
+
+
+def test_multi_step_loss_weights_every_step_then_anneals_to_the_last():
+    model = learner(inner_steps=2, inner_lr=0.3, multi_step_loss=4)
+    assert model.step_loss_weights() == [0.5, 0.5]
+    (task,) = random_tasks(1)
+    theta = model.f.params()
+    loss_of = lambda p: F.cross_entropy(model.f(p, task.support), task.support_labels)
+    one = gradient_steps(loss_of, theta, 1, 0.3)
+    two = gradient_steps(loss_of, one, 1, 0.3)
+    query_loss = lambda p: F.cross_entropy(model.f(p, task.query), task.query_labels)
+    loss, _ = model.task_loss(theta, task.support, task.support_labels, task.query, task.query_labels)
+    torch.testing.assert_close(loss, 0.5 * query_loss(one) + 0.5 * query_loss(two))
+    for _ in range(2):
+        model.meta_step([task])
+    earlier, last = model.step_loss_weights()
+    assert earlier < 0.5 < last and abs(earlier + last - 1) < 1e-12
+    for _ in range(2):
+        model.meta_step([task])
+    assert model.step_loss_weights() is None  # annealed: the last step's loss alone
+    loss, _ = model.task_loss(theta, task.support, task.support_labels, task.query, task.query_labels)
+    torch.testing.assert_close(loss, query_loss(two))
+    with pytest.raises(ValueError, match="multi_step_loss"):
+        learner(multi_step_loss=-1)

@@ -191,3 +191,11 @@ def test_prototype_distances_stay_float32_under_bfloat16_autocast():
         d = squared_euclidean(a, b)
     assert d.dtype == torch.float32
     torch.testing.assert_close(d, torch.cdist(a, b) ** 2, rtol=1e-4, atol=1e-3)
+
+
+def test_cosine_schedule_falls_to_a_hundredth_of_the_rate_at_the_last_step(tmp_path):
+    t = trainer(tmp_path, lr_schedule="cosine", episodes=6, val_every=6)
+    t.train()
+    rates = [row["lr"] for row in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if "lr" in row]
+    assert rates == sorted(rates, reverse=True) and rates[0] < 1e-3
+    assert rates[-1] == pytest.approx(1e-5)

@@ -62,7 +62,7 @@ def add_train_parser(sub) -> None:
         ("precision", "fp32, or bf16: training steps under bfloat16 autocast (validation stays fp32)"),
         ("optimizer", "outer optimizer: adam or sgd"),
         ("lr", "outer learning rate"),
-        ("lr_schedule", "step (decay by lr_gamma every lr_step) or linear (to 0)"),
+        ("lr_schedule", "step (decay by lr_gamma every lr_step), linear (to 0) or cosine (to lr/100)"),
         ("lr_step", "multiply lr by lr_gamma every this many episodes"),
         ("lr_gamma", "learning-rate decay factor"),
         ("val_way", "validation episode way"),

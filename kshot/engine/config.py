@@ -42,7 +42,9 @@ class TrainConfig:
     # Adam, lr 1e-3 halved every 2000 episodes (Snell et al. 2017, section 3.1).
     optimizer: str = "adam"
     lr: float = 1e-3
-    lr_schedule: str = "step"  # or "linear": decay to 0 at the last step (Reptile)
+    # or "linear": decay to 0 at the last step (Reptile); "cosine": cosine annealing to lr/100 at the
+    # last step (Antoniou et al. 2019, for MAML)
+    lr_schedule: str = "step"
     lr_step: int = 2000
     lr_gamma: float = 0.5
     # Semi-supervised episodes (data/semi_supervised.py, Ren et al. 2018): unlabelled items per
@@ -98,8 +100,8 @@ class TrainConfig:
             raise ConfigError(f"precision must be 'fp32' or 'bf16', not {self.precision!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"optimizer must be 'adam' or 'sgd', not {self.optimizer!r}")
-        if self.lr_schedule not in ("step", "linear"):
-            raise ConfigError(f"lr_schedule must be 'step' or 'linear', not {self.lr_schedule!r}")
+        if self.lr_schedule not in ("step", "linear", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'step', 'linear' or 'cosine', not {self.lr_schedule!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

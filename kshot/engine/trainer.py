@@ -77,6 +77,8 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(
                 self.optimizer, lambda step: max(0.0, 1 - step / s.episodes)
             )
+        elif s.lr_schedule == "cosine":  # to 1% of lr at the last step (Antoniou et al. 2019: 1e-3 to 1e-5)
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, s.episodes, s.lr / 100)
         else:
             self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, s.lr_step, s.lr_gamma)
         self.episode, self.best_val, self.train_seconds = 0, -1.0, 0.0

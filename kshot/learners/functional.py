@@ -23,6 +23,7 @@ from torch.func import functional_call
 
 Params = dict[str, Tensor]
 LearningRate = float | Tensor | Mapping[str, Tensor]
+StepLearningRates = LearningRate | Callable[[int], LearningRate]
 
 
 class Functional:
@@ -82,19 +83,21 @@ def gradient_steps(
     loss_of: Callable[[Params], Tensor],
     params: Params,
     steps: int,
-    lr: LearningRate,
+    lr: StepLearningRates,
     first_order: bool = False,
     adapted: list[str] | None = None,
 ) -> Params:
     """`steps` plain gradient-descent steps on `loss_of`, over the names in `adapted` (all by
-    default; ANIL adapts the head only). `lr` is a number or, for Meta-SGD, one tensor per name.
+    default; ANIL adapts the head only). `lr` is a number or, for Meta-SGD, one tensor per name, or
+    a function of the step's index that returns one of those (learned per-step rates).
     Without a graph to the initial parameters (test time) no second-order graph is built."""
     names = list(params) if adapted is None else adapted
     create_graph = not first_order and any(params[k].requires_grad for k in names)
-    for _ in range(steps):
+    for step in range(steps):
+        rate = lr(step) if callable(lr) else lr
         fixed = {k: v for k, v in params.items() if k not in names}
         grads, _ = gradient_and_value(
             lambda sub, fixed=fixed: loss_of({**fixed, **sub}), {k: params[k] for k in names}, create_graph
         )
-        params = {**params, **{k: params[k] - step_size(lr, k) * grads[k] for k in names}}
+        params = {**params, **{k: params[k] - step_size(rate, k) * grads[k] for k in names}}
     return params

@@ -84,7 +84,8 @@ class GradientLearner(Learner):
         return self.bn == "transductive"
 
     # ---- the pure functions vmap sees ---------------------------------------------
-    def step_sizes(self) -> LearningRate:
+    def step_sizes(self, step: int = 0) -> LearningRate:
+        """The inner learning rate(s) of inner step `step`."""
         return self.inner_lr
 
     def adapted_names(self) -> list[str] | None:
@@ -92,7 +93,7 @@ class GradientLearner(Learner):
 
     def inner_loop(self, params: Params, support: Tensor, labels: Tensor, steps: int) -> Params:
         loss_of = lambda p: self.inner_loss(self.f(p, support), labels)
-        return gradient_steps(loss_of, params, steps, self.step_sizes(), self.first_order, self.adapted_names())
+        return gradient_steps(loss_of, params, steps, self.step_sizes, self.first_order, self.adapted_names())
 
     def predict(self, params: Params, support: Tensor, query: Tensor) -> Tensor:
         if self.bn == "transductive":
