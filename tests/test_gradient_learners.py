@@ -476,3 +476,28 @@ def test_multi_step_loss_weights_every_step_then_anneals_to_the_last():
     torch.testing.assert_close(loss, query_loss(two))
     with pytest.raises(ValueError, match="multi_step_loss"):
         learner(multi_step_loss=-1)
+
+
+def test_per_step_batchnorm_gives_each_step_its_own_scale_and_shift():
+    """BNWB (Antoniou et al. 2019): step i's forward uses step i's BatchNorm weights and biases,
+    the query pass after the last step the next ones; they are not adapted in the inner loop, and
+    the outer loop learns each."""
+    model = learner(inner_steps=2, inner_lr=0.3, per_step_bn=True)
+    with torch.no_grad():
+        for values in model.step_norm_list:
+            values.uniform_(0.5, 1.5)
+    (task,) = random_tasks(1)
+    theta = {k: v.detach() for k, v in model.f.params().items()}
+    norms = lambda step: {k: v[step].detach() for k, v in zip(model.norm_names, model.step_norm_list)}
+    loss_of = lambda p: F.cross_entropy(model.f(p, task.support), task.support_labels)
+    expected = theta
+    for step in range(2):
+        current = {**expected, **norms(step)}
+        grads = torch.func.grad(loss_of)(current)
+        expected = {k: v - (0.3 * grads[k] if k not in model.norm_names else 0) for k, v in current.items()}
+    expected = {**expected, **norms(2)}
+    adapted = model.inner_loop(theta, task.support, task.support_labels, 2)
+    for k in theta:
+        torch.testing.assert_close(adapted[k], expected[k], msg=k)
+    model.meta_loss([task])[0].backward()
+    assert all(v.grad is not None and (v.grad.abs().sum(1) > 0).all() for v in model.step_norm_list)
