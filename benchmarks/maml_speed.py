@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import SCRATCH, learn2learn_maml  # noqa: E402
+from peers import SCRATCH, learn2learn_maml, plain_maml_gradient  # noqa: E402
 
 # kshot: the default (tasks in one worker thread per torch thread); kshot-serial: one task at a
 # time over all threads, as the other two do; kshot-vmap: all tasks at once under torch.func.vmap.
@@ -58,7 +58,6 @@ def build_maml(impl: str, first_order: bool):
 
 def meta_gradient(impl: str, learner, first_order: bool, scratch: Path):
     """tasks -> None: adds the meta-gradient of a meta-batch to the network's .grad, as `impl` computes it."""
-    import torch
     import torch.nn.functional as F
 
     net = learner.net
@@ -75,16 +74,7 @@ def meta_gradient(impl: str, learner, first_order: bool, scratch: Path):
 
         return learn2learn
 
-    def plain_loop(tasks):  # plain PyTorch: autograd.grad with create_graph, fast weights through functional_call
-        params = dict(net.named_parameters())
-        for t in tasks:
-            loss = F.cross_entropy(torch.func.functional_call(net, params, (t.support,)), t.support_labels)
-            grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
-            fast = {k: p - 0.4 * g for (k, p), g in zip(params.items(), grads)}
-            q = F.cross_entropy(torch.func.functional_call(net, fast, (t.query,)), t.query_labels)
-            (q / len(tasks)).backward()
-
-    return plain_loop
+    return plain_maml_gradient(net, first_order)
 
 
 def child(impl: str, order: str, iterations: int, meta_batch: int, scratch: Path) -> dict:

@@ -43,7 +43,13 @@ from kshot.allocator import keep_freed_memory  # noqa: E402
 keep_freed_memory()  # as `kshot train` does, for every contender alike
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from peers import easyfsl_prototypical_networks, learn2learn_maml, plain_conv4, prototype_loss  # noqa: E402
+from peers import (  # noqa: E402
+    easyfsl_prototypical_networks,
+    learn2learn_maml,
+    plain_conv4,
+    plain_maml_gradient,
+    prototype_loss,
+)
 from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
@@ -128,19 +134,10 @@ def maml_contenders(first_order: bool) -> dict[str, Step]:
 
     plain = plain_net()
 
-    def plain_gradient(tasks):  # autograd.grad (with create_graph for second order), fast weights
-        params = dict(plain.named_parameters())
-        for t in tasks:
-            loss = F.cross_entropy(torch.func.functional_call(plain, params, (t.support,)), t.support_labels)
-            grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
-            fast = {k: p - 0.4 * g for (k, p), g in zip(params.items(), grads)}
-            q = F.cross_entropy(torch.func.functional_call(plain, fast, (t.query,)), t.query_labels)
-            (q / len(tasks)).backward()
-
     return {
         "kshot": adam_step(kshot.parameters(), kshot.meta_step),
         "learn2learn": adam_step(l2l.parameters(), learn2learn_gradient),
-        "plain-pytorch-loop": adam_step(plain.parameters(), plain_gradient),
+        "plain-pytorch-loop": adam_step(plain.parameters(), plain_maml_gradient(plain, first_order)),
     }
 
 

@@ -84,3 +84,19 @@ def prototype_loss(z, way: int, shot: int, query: int):
     prototypes = z[:, :shot].mean(1)
     q = z[:, shot:].reshape(way * query, -1)
     return F.cross_entropy(-(torch.cdist(q, prototypes) ** 2), torch.arange(way).repeat_interleave(query))
+
+
+def plain_maml_gradient(net: nn.Module, first_order: bool, inner_lr: float = 0.4):
+    """tasks -> None: MAML's meta-gradient as plain PyTorch computes it, one inner step per task
+    (autograd.grad, with create_graph for second order; fast weights through functional_call)."""
+
+    def add_meta_gradient(tasks) -> None:
+        params = dict(net.named_parameters())
+        for t in tasks:
+            loss = F.cross_entropy(torch.func.functional_call(net, params, (t.support,)), t.support_labels)
+            grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
+            fast = {k: p - inner_lr * g for (k, p), g in zip(params.items(), grads)}
+            q = F.cross_entropy(torch.func.functional_call(net, fast, (t.query,)), t.query_labels)
+            (q / len(tasks)).backward()
+
+    return add_meta_gradient
