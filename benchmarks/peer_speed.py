@@ -1,6 +1,8 @@
 """Training speed of kshot beside its peers, side by side in ONE process, Omniglot 28x28, Conv-4.
 
     python benchmarks/peer_speed.py protonet [--record benchmarks/results.jsonl]
+    python benchmarks/peer_speed.py matching [--record benchmarks/results.jsonl]
+    python benchmarks/peer_speed.py relation [--record benchmarks/results.jsonl]
     python benchmarks/peer_speed.py maml     [--record benchmarks/results.jsonl]
 
 protonet: kshot's Prototypical Networks, easyfsl 1.5.0's PrototypicalNetworks (its documented
@@ -9,6 +11,9 @@ protonet: kshot's Prototypical Networks, easyfsl 1.5.0's PrototypicalNetworks (i
   the plain loop get the Conv-4 a user writes (benchmarks/peers.py); kshot uses its own, in
   float32 and, as `kshot-bf16`, under bfloat16 autocast (`kshot train --precision bf16`; its FLOPs
   are counted against the float32 peak all the same).
+matching, relation: kshot's Matching / Relation Networks beside easyfsl's, at 5-way 5-shot and
+  20-way 5-shot, 15 queries (matching_contenders and relation_contenders say how each pair is
+  set alike).
 maml: kshot's MAML beside learn2learn 0.2.0's MAML (clone, adapt, backward per task) and a plain
   torch.func loop, 5-way 1-shot 15-query, meta-batch 32, one inner step of 0.4, second and first
   order; meta-iterations per second. learn2learn and the plain loop adapt the Conv-4 with a 5-way
@@ -21,7 +26,7 @@ falls on all alike; each figure is the median over rounds with its lowest and hi
 counts come from torch.utils.flop_counter (one step, forward and backward) and give the achieved
 GFLOP/s, against the issue's peak of 157 GFLOP/s for this 2-core CPU. Peak memory is each
 contender's peak resident set in a process of its own (--peak-of), less the process's size
-before its first step. Run on an otherwise idle machine.
+before its first step: the median of three such processes. Run on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ keep_freed_memory()  # as `kshot train` does, for every contender alike
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from peers import (  # noqa: E402
+    easyfsl_method,
     easyfsl_prototypical_networks,
     learn2learn_maml,
     plain_conv4,
@@ -61,8 +67,8 @@ from kshot.engine.build import build_learner  # noqa: E402
 # the CPU (AMD EPYC, family 26) executes AVX-512 FMAs with 16 lanes, so its real peak is twice that.
 PEAK_GFLOPS = 157.0  # 2 cores x 2 FMA units x 8 lanes x 2 x 2.45 GHz
 AVX512_PEAK_GFLOPS = 314.0
-PROTONET_SHAPES = [(5, 5, 15), (60, 5, 5)]
 Step = Callable[[list[Task]], None]  # one optimizer step on a batch of tasks
+PEAK_REPEATS = 3  # fresh processes per contender for its peak memory
 
 
 def adam_step(params, add_gradient: Callable[[list[Task]], None]) -> Step:
@@ -76,25 +82,34 @@ def adam_step(params, add_gradient: Callable[[list[Task]], None]) -> Step:
     return step
 
 
-def protonet_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
-    kshot = build_learner("protonet", "conv4", {"in_channels": 1})
+def kshot_contenders(method: str, method_args: dict) -> dict[str, Step]:
+    """kshot's learner in float32, and as `kshot-bf16` under bfloat16 autocast (`--precision bf16`)."""
 
-    def kshot_gradient(tasks):
-        kshot.meta_step(tasks)
+    def make(precision: str) -> Step:
+        learner = build_learner(method, "conv4", {"in_channels": 1}, method_args, input_shape=[1, 28, 28])
 
-    kshot_bf16 = build_learner("protonet", "conv4", {"in_channels": 1})
+        def gradient(tasks):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                learner.meta_step(tasks)
 
-    def kshot_bf16_gradient(tasks):  # `kshot train --precision bf16`
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            kshot_bf16.meta_step(tasks)
+        return adam_step(learner.parameters(), gradient)
 
-    easyfsl = easyfsl_prototypical_networks()(plain_conv4())
+    return {"kshot": make("fp32"), "kshot-bf16": make("bf16")}
 
-    def easyfsl_gradient(tasks):
+
+def easyfsl_step(model: nn.Module, loss: Callable) -> Step:
+    """easyfsl's documented pattern: process_support_set, then score the queries."""
+
+    def gradient(tasks):
         for t in tasks:
-            easyfsl.process_support_set(t.support, t.support_labels)
-            F.cross_entropy(easyfsl(t.query), t.query_labels).backward()
+            model.process_support_set(t.support, t.support_labels)
+            loss(model(t.query), t.query_labels).backward()
 
+    return adam_step(model.parameters(), gradient)
+
+
+def protonet_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
+    easyfsl = easyfsl_prototypical_networks()(plain_conv4())
     plain = plain_conv4()
 
     def plain_gradient(tasks):  # one forward over support and queries, class by class
@@ -104,12 +119,38 @@ def protonet_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
             )
             prototype_loss(plain(x.flatten(0, 1)), way, shot, query).backward()
 
-    return {
-        "kshot": adam_step(kshot.parameters(), kshot_gradient),
-        "kshot-bf16": adam_step(kshot_bf16.parameters(), kshot_bf16_gradient),
-        "easyfsl": adam_step(easyfsl.parameters(), easyfsl_gradient),
+    return kshot_contenders("protonet", {}) | {
+        "easyfsl": easyfsl_step(easyfsl, F.cross_entropy),
         "plain-pytorch-loop": adam_step(plain.parameters(), plain_gradient),
     }
+
+
+def matching_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
+    """Both with full context embeddings, as easyfsl always has them: its query LSTM reads the
+    support once per support item, so kshot's takes as many steps (`fce_steps`). easyfsl's scores
+    are log-probabilities, trained with the negative log-likelihood its documentation asks for."""
+    easyfsl = easyfsl_method("matching_networks", "MatchingNetworks")(plain_conv4(), feature_dimension=64)
+    return kshot_contenders("matching", {"fce": True, "fce_steps": way * shot}) | {
+        "easyfsl": easyfsl_step(easyfsl, F.nll_loss)
+    }
+
+
+def relation_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
+    """Both on a Conv-4 that pools in its first two blocks, trained with the paper's mean squared
+    error against one-hot targets (easyfsl's relation module is its own adaptive-pooling variant)."""
+    easyfsl = easyfsl_method("relation_networks", "RelationNetworks")(
+        plain_conv4(pooled_blocks=2), feature_dimension=64
+    )
+
+    def mse(scores, labels):
+        return F.mse_loss(scores, F.one_hot(labels, scores.shape[1]).to(scores.dtype))
+
+    return kshot_contenders("relation", {}) | {"easyfsl": easyfsl_step(easyfsl, mse)}
+
+
+METRIC_CONTENDERS = {"protonet": protonet_contenders, "matching": matching_contenders, "relation": relation_contenders}
+METRIC_SHAPES = {"protonet": [(5, 5, 15), (60, 5, 5)], "matching": [(5, 5, 15), (20, 5, 15)]}
+METRIC_SHAPES["relation"] = METRIC_SHAPES["matching"]
 
 
 def maml_contenders(first_order: bool) -> dict[str, Step]:
@@ -143,7 +184,7 @@ def maml_contenders(first_order: bool) -> dict[str, Step]:
 
 def comparisons(family: str) -> list[dict]:
     """Each comparison: its episode shape, how many tasks one step takes, and its contenders."""
-    if family == "protonet":
+    if family in METRIC_CONTENDERS:
         return [
             {
                 "way": w,
@@ -151,9 +192,9 @@ def comparisons(family: str) -> list[dict]:
                 "query": q,
                 "meta_batch": 1,
                 "order": None,
-                "make": partial(protonet_contenders, w, s, q),
+                "make": partial(METRIC_CONTENDERS[family], w, s, q),
             }
-            for w, s, q in PROTONET_SHAPES
+            for w, s, q in METRIC_SHAPES[family]
         ]
     return [
         {
@@ -207,17 +248,17 @@ def interleaved_rates(
     return rates
 
 
-def peak_rss_of(family: str, index: int, name: str, steps: int, data_dir: str | None) -> float:
-    """MiB: the contender's peak resident set in a fresh process, less the size before its first step."""
+def peak_rss_of(family: str, index: int, name: str, steps: int, data_dir: str | None, threads: int) -> list[float]:
+    """MiB, once per fresh process (PEAK_REPEATS): the contender's peak resident set, less the
+    process's size before its first step. Runs differ by up to 10 MiB, so the median is the figure."""
     where = ["--data-dir", data_dir] if data_dir else []
-    out = subprocess.run(
-        [sys.executable, __file__, family, "--peak-of", name, "--comparison", str(index), "--peak-steps", str(steps)]
-        + where,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    command = [sys.executable, __file__, family, "--peak-of", name, "--comparison", str(index)]
+    command += ["--peak-steps", str(steps), "--threads", str(threads), *where]
+    peaks = []
+    for _ in range(PEAK_REPEATS):
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
+        peaks.append(float(out.stdout.strip().splitlines()[-1]))
+    return peaks
 
 
 def status_kib(field: str) -> int:
@@ -240,7 +281,7 @@ def peak_child(family: str, index: int, name: str, steps: int, data_dir: str | N
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("family", choices=["protonet", "maml"])
+    p.add_argument("family", choices=[*METRIC_CONTENDERS, "maml"])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--block", type=int, help="steps per contender per round (default: 10 for 5-way ProtoNet, else 2)")
     p.add_argument("--threads", type=int, default=2)
@@ -258,7 +299,7 @@ def main() -> int:
 
     rows = []
     for index, c in enumerate(comparisons(args.family)):
-        block = args.block or (10 if c["way"] == 5 and args.family == "protonet" else 2)
+        block = args.block or (10 if c["way"] == 5 and args.family != "maml" else 2)
         work = batches(c, max(block * 2, 4), args.data_dir)
         contenders = c["make"]()
         for step in contenders.values():  # warm-up, and the FLOP count of one step
@@ -267,7 +308,7 @@ def main() -> int:
         shape = f"{c['way']}-way {c['shot']}-shot {c['query']}-query" + (f", {c['order']} order" if c["order"] else "")
         print(f"{args.family} {shape}", flush=True)
         rates = interleaved_rates(contenders, work, args.rounds, block)
-        peer = "easyfsl" if args.family == "protonet" else "learn2learn"
+        peer = "learn2learn" if args.family == "maml" else "easyfsl"
         base = {
             "method": args.family,
             "backbone": "conv4",
@@ -285,7 +326,8 @@ def main() -> int:
         } | ({"order": c["order"]} if c["order"] else {})
         for name, values in rates.items():
             median = statistics.median(values)
-            peak = peak_rss_of(args.family, index, name, 3, args.data_dir)
+            peaks = peak_rss_of(args.family, index, name, 3, args.data_dir, args.threads)
+            peak = statistics.median(peaks)
             gflops = flops[name] * median / 1e9
             row = base | {
                 "impl": name,
@@ -300,6 +342,7 @@ def main() -> int:
                 "share_of_peak": round(gflops / PEAK_GFLOPS, 3),
                 "share_of_avx512_peak": round(gflops / AVX512_PEAK_GFLOPS, 3),
                 "peak_rss_mib": round(peak, 1),
+                "peak_rss_mib_runs": [round(v, 1) for v in peaks],
             }
             rows.append(row)
             print(

@@ -62,20 +62,42 @@ def easyfsl_prototypical_networks(scratch: Path = SCRATCH) -> type:
     return import_peer_module("easyfsl", "1.5.0", "easyfsl.methods.prototypical_networks", scratch).PrototypicalNetworks
 
 
+def easyfsl_method(module: str, name: str, scratch: Path = SCRATCH) -> type:
+    """An easyfsl few-shot classifier whose module reads its default layers from
+    easyfsl.modules.predesigned_modules (Matching and Relation Networks). That module imports ResNet
+    blocks from torchvision at its top; they are only used by its ResNet builders, so a stand-in
+    torchvision that names them is present while it loads, and removed after."""
+    stand_ins = {}
+    if "torchvision" not in sys.modules:
+        for dotted in ("torchvision", "torchvision.models", "torchvision.models.resnet"):
+            stand_ins[dotted] = types.ModuleType(dotted)
+        for block in ("BasicBlock", "Bottleneck", "conv1x1"):
+            setattr(stand_ins["torchvision.models.resnet"], block, type(block, (), {}))
+    sys.modules.update(stand_ins)
+    try:
+        import_peer_module("easyfsl", "1.5.0", "easyfsl.modules.predesigned_modules", scratch)
+        return getattr(import_peer_module("easyfsl", "1.5.0", f"easyfsl.methods.{module}", scratch), name)
+    finally:
+        for dotted in stand_ins:
+            del sys.modules[dotted]
+
+
 def learn2learn_maml(scratch: Path = SCRATCH) -> type:
     return import_peer_module("learn2learn", "0.2.0", "learn2learn.algorithms.maml", scratch).MAML
 
 
-def plain_conv4(batch_statistics_only: bool = False) -> nn.Sequential:
+def plain_conv4(batch_statistics_only: bool = False, pooled_blocks: int = 4) -> nn.Sequential:
     """The Conv-4 a user of a peer library writes: conv, BatchNorm, ReLU, max-pool, in PyTorch's
     default memory layout (easyfsl ships none; learn2learn's Omniglot CNN is this one, with BatchNorm
-    keeping no running statistics, `batch_statistics_only`, as MAML's)."""
+    keeping no running statistics, `batch_statistics_only`, as MAML's). Relation Networks pool in
+    the first two blocks only and keep the feature maps (`pooled_blocks=2`, no flattening)."""
 
-    def block(i: int, o: int) -> nn.Sequential:
+    def block(i: int, o: int, pool: bool) -> nn.Sequential:
         norm = nn.BatchNorm2d(o, track_running_stats=not batch_statistics_only)
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), norm, nn.ReLU(), nn.MaxPool2d(2))
+        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), norm, nn.ReLU(), *([nn.MaxPool2d(2)] if pool else []))
 
-    return nn.Sequential(block(1, 64), block(64, 64), block(64, 64), block(64, 64), nn.Flatten())
+    blocks = [block(1 if i == 0 else 64, 64, i < pooled_blocks) for i in range(4)]
+    return nn.Sequential(*blocks, *([nn.Flatten()] if pooled_blocks == 4 else []))
 
 
 def prototype_loss(z, way: int, shot: int, query: int):

@@ -202,7 +202,7 @@ def peer_ratio(r: dict) -> tuple[str, float] | None:
 def peer_speed_table(all_rows: list[dict]) -> list[str]:
     out = [
         "| method | episode | implementation | steps/s: median (lowest-highest) | against the peer | GFLOP/s "
-        "(share of 157 / 314 peak) | peak memory added | command | machine | date |",
+        "(share of 157 / 314 peak) | peak memory added (median of runs, range) | command | machine | date |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in all_rows:
@@ -212,10 +212,12 @@ def peer_speed_table(all_rows: list[dict]) -> list[str]:
         episode = f"{r['way']}w{r['shot']}s{r['query']}q" + (
             f", meta-batch {r['meta_batch']}, {r['order']} order" if r.get("order") else ""
         )
+        runs = r.get("peak_rss_mib_runs")  # the median of fresh processes, with their range
+        memory = f"{r['peak_rss_mib']} MiB" + (f" ({min(runs)}-{max(runs)})" if runs else "")
         out.append(
             f"| {r['method']} | {episode} | {r['impl']} | **{r['value']}** ({r['low']}-{r['high']}) | "
             f"**{ratio}x** {peer} | {r['gflops']} ({100 * r['share_of_peak']:.0f}% / "
-            f"{100 * r['share_of_avx512_peak']:.0f}%) | {r['peak_rss_mib']} MiB | `{r['command']}` | {r['machine']} "
+            f"{100 * r['share_of_avx512_peak']:.0f}%) | {memory} | `{r['command']}` | {r['machine']} "
             f"| {r['date']} |"
         )
     return out

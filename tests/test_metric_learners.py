@@ -5,6 +5,7 @@ import torch
 
 from kshot.data.sampler import Task
 from kshot.engine.build import build_learner
+from kshot.learners.matching import QueryAttentionLSTM
 from kshot.learners.triplet import triplet_loss
 
 SMALL = {"in_channels": 1, "hidden": 8, "out_channels": 8}
@@ -35,6 +36,33 @@ def test_matching_fce_reads_the_whole_support_set():
         # dropping one support item changes every query's logits (context embeddings), not only its class's
         fewer = net.head(feats[1:], t.support_labels[1:], 4)(queries)
     assert not torch.allclose(full[:, 1:], fewer[:, 1:], atol=1e-6)
+
+
+def test_matching_query_attention_is_an_lstm_cell_read_step_by_step():
+    """The query LSTM computes its input projection once; step by step it is nn.LSTMCell's function
+    (paper, appendix A.2: the hidden state plus the read-out as the state, a skip from the query),
+    with the same gradients."""
+    torch.manual_seed(0)
+    attention = QueryAttentionLSTM(6, steps=3).double()
+    query = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    support = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+
+    def by_cell(q, s):
+        h = c = r = torch.zeros_like(q)
+        for _ in range(3):
+            h_hat, c = attention.cell(q, (h + r, c))
+            h = h_hat + q
+            r = torch.softmax(h @ s.T, dim=1) @ s
+        return h
+
+    ours, reference = attention(query, support), by_cell(query, support)
+    assert torch.allclose(ours, reference, atol=1e-12)
+    inputs = [query, support, *attention.parameters()]
+    weights = torch.randn_like(ours)
+    for a, b in zip(
+        torch.autograd.grad((ours * weights).sum(), inputs), torch.autograd.grad((reference * weights).sum(), inputs)
+    ):
+        assert torch.allclose(a, b, atol=1e-12)
 
 
 def test_relation_uses_summed_class_features_and_mse():

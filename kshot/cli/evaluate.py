@@ -58,6 +58,7 @@ def add_eval_parser(sub) -> None:
         "with --protocol lake --way 20 --shot 1)",
     )
     p.add_argument("--threads", type=int)
+    p.add_argument("--device", help="where to compute: cpu (default), cuda, cuda:N or mps")
     p.add_argument("--record", metavar="JSONL", help="append the result as one JSON line to this file")
     p.add_argument(
         "--open-set",
@@ -72,11 +73,14 @@ def add_eval_parser(sub) -> None:
 
 def cmd_eval(args) -> int:
     from ..engine.build import load_learner
+    from ..engine.devices import resolve_device
     from ..engine.evaluator import evaluate
     from ..engine.fit import fit_episode
 
     overrides = key_values(args.method_arg, "--method-arg")
+    device = resolve_device(args.device)
     learner, meta = load_learner(args.checkpoint, method_overrides=overrides)
+    learner.to(device)
     dataset, protocol, test = checkpoint_data(
         meta, args.split, args.dataset, args.protocol, args.data_dir, not args.no_download
     )
@@ -138,6 +142,7 @@ def cmd_eval(args) -> int:
         **semi,
         **({"within_alphabet": True, "error_rate": round(100 - result.accuracy, 3)} if args.within_alphabet else {}),
         **({"method_overrides": overrides} if overrides else {}),
+        **({"device": str(device)} if device.type != "cpu" else {}),
     }
     extra = f", {args.unlabelled} unlabelled, {args.distractors} distractor classes" if semi else ""
     extra += ", classes within one alphabet" if args.within_alphabet else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -82,11 +83,16 @@ def add_train_parser(sub) -> None:
             "--" + name.replace("_", "-"), type=conv, dest=name, help=f"{help_} (default {getattr(d, name)})"
         )
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument(
+        "--device",
+        help="where to compute: cpu (default), cuda, cuda:N or mps; under torchrun, cuda is each rank's own GPU",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def cmd_train(args) -> int:
     from ..engine.config import TrainConfig, read_config
+    from ..engine.devices import resolve_device
     from ..engine.distributed import end_process, join_from_environment, leave
     from ..engine.fit import EPISODE_SETTINGS
     from ..engine.trainer import Trainer
@@ -106,7 +112,8 @@ def cmd_train(args) -> int:
         values["val_split"] = None  # Lake's protocol has no validation classes
     config = TrainConfig.from_dict(values)
     chosen = set(values) - {"method"}  # given by a flag or a config file: never changed
-    processes = join_from_environment()  # several under torchrun; one otherwise
+    device = resolve_device(args.device, distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)
+    processes = join_from_environment(device.type)  # several under torchrun; one otherwise
     finished = False
     try:
         trainer = Trainer.from_config(
@@ -116,6 +123,7 @@ def cmd_train(args) -> int:
             allow_download=not args.no_download,
             adjustable=frozenset(EPISODE_SETTINGS) - chosen,
             processes=processes,
+            device=device,
         )
         say = print if processes.main else lambda *a, **k: None
         for note in trainer.notes:

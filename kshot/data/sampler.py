@@ -7,7 +7,7 @@ episodes an uninterrupted run would, and any episode can be drawn on its own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -38,6 +38,23 @@ class Task:
         """A fresh generator of this episode's randomness (a method that shuffles draws from it),
         so a task is reproducible however and wherever it is run."""
         return torch.Generator().manual_seed(self.seed)
+
+    def to(self, device: torch.device | str) -> Task:
+        """The same episode with its tensors on `device` (itself if they are there already)."""
+        device = torch.device(device)
+        if self.support.device == device:
+            return self
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)
+        return replace(
+            self,
+            support=move(self.support),
+            support_labels=move(self.support_labels),
+            query=move(self.query),
+            query_labels=move(self.query_labels),
+            classes=move(self.classes),
+            unlabelled=move(self.unlabelled),
+            distractor=move(self.distractor),
+        )
 
 
 def episode_seed(seed: int, episode: int) -> int:

@@ -28,6 +28,7 @@ import torch.distributed as dist
 
 from ..errors import ConfigError
 from ..learners import Learner
+from .devices import device_of
 from .tasks import StepResult, TaskFamily
 
 
@@ -48,14 +49,15 @@ class Processes:
 SINGLE = Processes()
 
 
-def join_from_environment() -> Processes:
+def join_from_environment(device: str | None = None) -> Processes:
     """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK,
-    MASTER_ADDR, ...), over gloo: `kshot train` trains on CPUs. Without torchrun: one process."""
+    MASTER_ADDR, ...): over nccl when the ranks train on CUDA GPUs (`--device cuda`), over gloo on
+    CPUs. Without torchrun: one process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return SINGLE
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group("nccl" if (device or "cpu").startswith("cuda") else "gloo")
     return Processes(dist.get_rank(), dist.get_world_size())
 
 
@@ -98,6 +100,7 @@ class ShardedTasks:
             )
         self.family, self.processes = family, processes
         self.params = [p for p in learner.parameters() if p.requires_grad]
+        self.device = device_of(learner)  # nccl exchanges tensors on the GPU only
         self.buffers = [b for b in learner.buffers() if b.is_floating_point()]
 
     def step(self, learner: Learner, index: int, size: int) -> StepResult:
@@ -105,7 +108,7 @@ class ShardedTasks:
         result = self.family.step(learner, index * world + rank, size // world)
         self.average_gradients()
         self.average(self.buffers)
-        summary = torch.tensor([result.loss, result.accuracy or 0.0], dtype=torch.float64)
+        summary = torch.tensor([result.loss, result.accuracy or 0.0], dtype=torch.float64, device=self.device)
         dist.all_reduce(summary)
         summary /= world
         return StepResult(summary[0].item(), None if result.accuracy is None else summary[1].item())
@@ -113,7 +116,7 @@ class ShardedTasks:
     def average_gradients(self) -> None:
         """Mean of the ranks' gradients. A parameter no rank touched keeps no gradient (as in one
         process, so the optimizer skips it); one that some rank touched gets zeros elsewhere."""
-        touched = torch.tensor([p.grad is not None for p in self.params], dtype=torch.int32)
+        touched = torch.tensor([p.grad is not None for p in self.params], dtype=torch.int32, device=self.device)
         dist.all_reduce(touched)
         grads = []
         for p, any_rank in zip(self.params, touched.tolist()):
@@ -136,23 +139,24 @@ class ShardedTasks:
             offset += t.numel()
 
 
-def file_from_main(processes: Processes, path: Path, scratch: Path) -> Path | None:
+def file_from_main(processes: Processes, path: Path, scratch: Path, device: torch.device | str = "cpu") -> Path | None:
     """Rank 0's file at `path` (None where it has none), on every rank: the others receive its
-    bytes as tensors and write them to `scratch`, so each rank reads it with the same checks."""
+    bytes as tensors (on `device`, the one the process group exchanges) and write them to
+    `scratch`, so each rank reads it with the same checks."""
     if not processes.active:
         return path if path.exists() else None
     data = path.read_bytes() if processes.main and path.exists() else b""
-    size = torch.tensor([len(data)], dtype=torch.int64)
+    size = torch.tensor([len(data)], dtype=torch.int64, device=device)
     dist.broadcast(size, src=0)
     if int(size) == 0:
         return None
     buffer = (
-        torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
         if processes.main
-        else torch.empty(int(size), dtype=torch.uint8)
+        else torch.empty(int(size), dtype=torch.uint8, device=device)
     )
     dist.broadcast(buffer, src=0)
     if processes.main:
         return path
-    scratch.write_bytes(buffer.numpy().tobytes())
+    scratch.write_bytes(buffer.cpu().numpy().tobytes())
     return scratch

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..data.dataset import ClassIndexedDataset
 from ..data.sampler import episode_sampler
 from ..learners import Learner, MetricLearner
+from .devices import device_of
 
 
 @dataclass
@@ -42,8 +43,9 @@ def summarize(accuracies: Tensor, seconds: float) -> EvalResult:
 
 @torch.no_grad()
 def embed_all(learner: MetricLearner, dataset: ClassIndexedDataset, batch_size: int = 1000) -> Tensor:
+    device = device_of(learner)
     parts = [
-        learner.embed(dataset.fetch(torch.arange(i, min(i + batch_size, len(dataset)))))
+        learner.embed(dataset.fetch(torch.arange(i, min(i + batch_size, len(dataset)))).to(device))
         for i in range(0, len(dataset), batch_size)
     ]
     return torch.cat(parts)
@@ -73,17 +75,18 @@ def evaluate(
     accs = torch.empty(episodes)
     if features is None and reuse_features and isinstance(learner, MetricLearner):
         features = embed_all(learner, dataset)
-    labels = torch.arange(way)
+    device = device_of(learner)
+    labels = torch.arange(way, device=device)
     s_labels, q_labels = labels.repeat_interleave(shot), labels.repeat_interleave(query)
     for i in tqdm(range(episodes), desc=f"eval {way}-way {shot}-shot", disable=not progress, leave=False):
         if features is not None:
-            idx = torch.from_numpy(sampler.draw(i)[1])
+            idx = torch.from_numpy(sampler.draw(i)[1]).to(device)
             with torch.no_grad():
                 logits = learner.head(features[idx[:, :shot].reshape(-1)], s_labels, way)(
                     features[idx[:, shot:].reshape(-1)]
                 )
         else:
-            task = sampler.task(dataset, i)
+            task = sampler.task(dataset, i).to(device)
             # No no_grad here: optimization-based learners differentiate inside adapt.
             logits = learner.adapt(task.support, task.support_labels, way, task.generator())(task.query).detach()
         accs[i] = (logits.argmax(1) == q_labels).float().mean()

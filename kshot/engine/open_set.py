@@ -60,10 +60,11 @@ def best_scores(
     """(best score, index of the best enrolled class) of each query against the enrolled classes,
     each given by the row indices of its examples."""
     support = torch.cat([features[torch.from_numpy(rows)] for rows in enrolled])
-    labels = torch.cat([torch.full((len(rows),), c) for c, rows in enumerate(enrolled)])
+    labels = torch.cat([torch.full((len(rows),), c, device=support.device) for c, rows in enumerate(enrolled)])
     with torch.no_grad():
         scores = learner.head(support, labels, len(enrolled))(features[torch.from_numpy(queries)])
-    return scores.max(1)
+    best, index = scores.max(1)
+    return best.cpu(), index.cpu()  # the calibration fits them on the CPU, wherever the learner ran
 
 
 @dataclass

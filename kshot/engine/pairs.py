@@ -11,11 +11,13 @@ import torch.nn.functional as F
 from ..data.dataset import ClassIndexedDataset
 from ..data.pairs import balanced_pairs
 from ..learners.siamese import SiameseNet
+from .devices import device_of
 from .tasks import StepResult
 
 
 def pair_logits(net: SiameseNet, dataset: ClassIndexedDataset, first, second):
-    return net.same_logits(net.embed(dataset.fetch(first)), net.embed(dataset.fetch(second)))
+    device = device_of(net)
+    return net.same_logits(net.embed(dataset.fetch(first).to(device)), net.embed(dataset.fetch(second).to(device)))
 
 
 class Pairs:
@@ -31,9 +33,10 @@ class Pairs:
     def step(self, learner: SiameseNet, index: int, size: int) -> StepResult:
         sl = slice(index * size, (index + 1) * size)
         logits = pair_logits(learner, self.dataset, self.first[sl], self.second[sl])
-        loss = F.binary_cross_entropy_with_logits(logits, self.same[sl].float())
+        same = self.same[sl].to(logits.device)
+        loss = F.binary_cross_entropy_with_logits(logits, same.float())
         loss.backward()
-        accuracy = ((logits > 0) == self.same[sl]).float().mean().item()
+        accuracy = ((logits > 0) == same).float().mean().item()
         return StepResult(loss.item(), 100 * accuracy)
 
 
@@ -46,7 +49,7 @@ def pair_accuracy(
     first, second, same = balanced_pairs(dataset, n_pairs, seed)
     correct = torch.cat(
         [
-            (pair_logits(net, dataset, first[i : i + 2000], second[i : i + 2000]) > 0) == same[i : i + 2000]
+            (pair_logits(net, dataset, first[i : i + 2000], second[i : i + 2000]) > 0).cpu() == same[i : i + 2000]
             for i in range(0, n_pairs, 2000)
         ]
     ).double()

@@ -37,7 +37,7 @@ def evaluate_semi_supervised(
     learner.eval()
     start = time.perf_counter()
     features = embed_all(learner, dataset)
-    labels = torch.arange(way)
+    labels = torch.arange(way, device=features.device)
     s_labels, q_labels = labels.repeat_interleave(shot), labels.repeat_interleave(query)
     accs = torch.empty(episodes)
     desc = f"eval {way}-way {shot}-shot, {unlabelled} unlabelled, {distractors} distractors"

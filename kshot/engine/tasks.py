@@ -23,6 +23,7 @@ from ..data.semi_supervised import SemiSupervisedSampler
 from ..errors import ConfigError
 from ..learners import Learner, SemiSupervisedLearner
 from .config import TrainConfig
+from .devices import device_of
 
 
 @dataclass
@@ -66,7 +67,8 @@ class Episodes:
         )
 
     def step(self, learner: Learner, index: int, size: int) -> StepResult:
-        tasks = self.tasks(index, size)
+        device = device_of(learner)
+        tasks = [t.to(device) for t in self.tasks(index, size)]
         loss, logits = learner.meta_step(tasks)
         labels = torch.stack([t.query_labels for t in tasks])
         return StepResult(loss, 100 * (logits.argmax(-1) == labels).float().mean().item())
@@ -110,8 +112,9 @@ class Batches:
     def step(self, learner: Learner, index: int, size: int) -> StepResult:
         """`size` batches (the meta-batch setting) make one step's gradient."""
         loss_sum, correct, seen = 0.0, 0, 0
+        device = device_of(learner)
         for j in range(size):
-            x, y = self.batch(index * size + j)
+            x, y = (t.to(device) for t in self.batch(index * size + j))
             logits = learner.batch_logits(x)
             loss = F.cross_entropy(logits, y) / size
             loss.backward()

@@ -32,6 +32,7 @@ from ..learners import Learner, PrototypeLearner
 from . import checkpoint
 from .build import build_learner, effective_backbone_args, learner_meta, task_args
 from .config import TrainConfig
+from .devices import device_of
 from .distributed import SINGLE, Processes, ShardedTasks, file_from_main
 from .evaluator import evaluate
 from .fit import fit_to_data
@@ -56,9 +57,11 @@ class Trainer:
         meta: dict | None = None,
         progress: bool = True,
         processes: Processes = SINGLE,
+        device: torch.device | str = "cpu",
     ):
         s = self.settings = settings
-        self.learner, self.out, self.processes = learner, Path(out_dir), processes
+        # Where the run computes; not a setting: a run may resume on another device.
+        self.learner, self.out, self.processes = learner.to(device), Path(out_dir), processes
         self.progress = progress and processes.main
         self.tasks = training_family(learner, train_set, s) if isinstance(train_set, ClassIndexedDataset) else train_set
         if processes.active:
@@ -94,6 +97,7 @@ class Trainer:
         allow_download: bool = True,
         adjustable: frozenset[str] = frozenset(),
         processes: Processes = SINGLE,
+        device: torch.device | str = "cpu",
     ) -> Trainer:
         """Load the named data sets, build the named learner (seeded), and a trainer for them. The
         episode settings named in `adjustable` (defaults the user did not choose) are lowered to fit
@@ -125,7 +129,7 @@ class Trainer:
         if "split_seed" in train_set.meta:
             data["classes"] = {"train": train_set.class_names, **({"val": val_set.class_names} if val_set else {})}
         meta = {**learner_meta(c.method, c.backbone, backbone_args, method_args), "data": data}
-        trainer = cls(learner, train_set, val_set, c, out_dir, meta, progress, processes)
+        trainer = cls(learner, train_set, val_set, c, out_dir, meta, progress, processes, device)
         trainer.notes = notes
         return trainer
 
@@ -157,7 +161,7 @@ class Trainer:
         """Continue from `last.safetensors` if present. Returns whether it did."""
         path = self.out / "last.safetensors"  # on rank 0; the other ranks read a copy it sends
         with tempfile.TemporaryDirectory() as scratch:
-            here = file_from_main(self.processes, path, Path(scratch) / path.name)
+            here = file_from_main(self.processes, path, Path(scratch) / path.name, device_of(self.learner))
             if here is None:
                 return False
             tensors, meta = checkpoint.load(here, expect_method=self.learner.method)

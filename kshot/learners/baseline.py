@@ -46,7 +46,7 @@ def fit_head(kind: str, features: Tensor, labels: Tensor, way: int, steps: int, 
     features, dim = features.detach(), features.shape[1]
     with torch.enable_grad():
         if kind == "logreg":
-            head = nn.Linear(dim, way)
+            head = nn.Linear(dim, way, device=features.device)
             nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
             x = F.normalize(features, dim=1)
             solver = torch.optim.LBFGS(head.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
@@ -61,10 +61,10 @@ def fit_head(kind: str, features: Tensor, labels: Tensor, way: int, steps: int, 
             solver.step(objective)
             return nn.Sequential(Normalize(), head)
         if kind == "cosine":
-            means = torch.zeros(way, dim).index_add_(0, labels, F.normalize(features, dim=1))
+            means = features.new_zeros(way, dim).index_add_(0, labels, F.normalize(features, dim=1))
             head = CosineClassifier(means)
         else:
-            head = nn.Linear(dim, way)
+            head = nn.Linear(dim, way, device=features.device)
             nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
         # Chen et al.: SGD, lr 0.01, momentum 0.9, dampening 0.9, weight decay 0.001, 100 steps.
         opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, dampening=0.9, weight_decay=1e-3)

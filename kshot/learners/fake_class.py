@@ -86,13 +86,13 @@ class FakeClassProtoNet(ProtoNet):
             with torch.no_grad():
                 self.fake_logit.fill_(real.logsumexp(1).mean().item() - 2.0)
         g = task.generator()
-        noise = torch.randn(self.fakes, self.generator.noise_dim, generator=g)
+        noise = torch.randn(self.fakes, self.generator.noise_dim, generator=g).to(support.device)
         fakes = self.generator(support.flatten(1).mean(0, keepdim=True).detach(), noise)
         fakes = ReverseGradient.apply(fakes) if reverse else fakes
         fake = classify(self.embed(fakes))
         extra = lambda logits: torch.cat([logits, self.fake_logit.expand(logits.shape[0], 1)], 1)
         real_loss = F.cross_entropy(extra(real), task.query_labels)
-        fake_loss = F.cross_entropy(extra(fake), torch.full((self.fakes,), task.way))
+        fake_loss = F.cross_entropy(extra(fake), task.query_labels.new_full((self.fakes,), task.way))
         return real_loss, fake_loss, real
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:

@@ -50,7 +50,7 @@ class FakeClassMAML(GradientLearner):
 
     def make_fakes(self, support: Tensor, generator: torch.Generator, reverse: bool = True) -> tuple[Tensor, Tensor]:
         """(fakes that join the support, fakes scored after adaptation), each [fakes, C, H, W]."""
-        noise = torch.randn(2 * self.fakes, self.generator.noise_dim, generator=generator)
+        noise = torch.randn(2 * self.fakes, self.generator.noise_dim, generator=generator).to(support.device)
         images = self.generator(support.flatten(1).mean(0, keepdim=True), noise)
         images = ReverseGradient.apply(images) if reverse else images
         return images[: self.fakes], images[self.fakes :]
@@ -62,7 +62,7 @@ class FakeClassMAML(GradientLearner):
         statistics from the real images only: fakes far from them would otherwise shift every
         real image's normalised features (measured: on the contract suite's toy task MAML then
         stalled at 50% while the fakes were rejected perfectly)."""
-        fake_labels = torch.full((fakes.shape[0],), way, dtype=labels.dtype)
+        fake_labels = labels.new_full((fakes.shape[0],), way)
         with reference_rows(support.shape[0]):
             return self.inner_loop(params, torch.cat([support, fakes]), torch.cat([labels, fake_labels]), steps)
 
@@ -80,7 +80,7 @@ class FakeClassMAML(GradientLearner):
             self.f.params(), task.support, task.support_labels, fakes, task.way, self.inner_steps
         )
         real, fake = self.scores(adapted, task.support, task.query, fake_query)
-        fake_labels = torch.full((self.fakes,), task.way, dtype=task.query_labels.dtype)
+        fake_labels = task.query_labels.new_full((self.fakes,), task.way)
         return F.cross_entropy(real, task.query_labels), F.cross_entropy(fake, fake_labels), real
 
     def loss(self, task: Task) -> tuple[Tensor, Tensor]:

@@ -44,11 +44,15 @@ class QueryAttentionLSTM(nn.Module):
         self.steps = steps
 
     def forward(self, query: Tensor, support: Tensor) -> Tensor:
-        h, c = torch.zeros_like(query), torch.zeros_like(query)
-        r = torch.zeros_like(query)
+        # self.cell's function, step by step, except that the input (the query embedding) is the
+        # same at every step: its projection is computed once, and its gradient summed once.
+        cell = self.cell
+        from_query = F.linear(query, cell.weight_ih, cell.bias_ih + cell.bias_hh)
+        h = c = r = torch.zeros_like(query)
         for _ in range(self.steps):
-            h_hat, c = self.cell(query, (h + r, c))
-            h = h_hat + query
+            i, f, g, o = (from_query + F.linear(h + r, cell.weight_hh)).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c) + query
             r = torch.softmax(h @ support.T, dim=1) @ support
         return h
 

@@ -73,8 +73,8 @@ class RelationNet(MetricLearner):
     def head(self, support_features: Tensor, support_labels: Tensor, way: int) -> Classifier:
         onehot = F.one_hot(support_labels, way).to(support_features.dtype)
         per_class = onehot.sum(0).clamp_min(1).view(-1, 1, 1, 1)
-        trained = float(self.trained_shot)  # a number, not a tensor: later episodes may update the buffer
-        scale = trained if trained > 0 else per_class  # 0: not trained yet, the plain sum
+        # 0: not trained yet, the plain sum. A new tensor, not the buffer: later episodes may update it.
+        scale = torch.where(self.trained_shot > 0, self.trained_shot, per_class).to(support_features.dtype)
         classes = torch.einsum("nk,nchw->kchw", onehot, support_features) / per_class * scale
 
         return lambda query_features: self.relation.score_all_pairs(classes, query_features)
