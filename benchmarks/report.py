@@ -205,9 +205,12 @@ def peer_speed_table(all_rows: list[dict]) -> list[str]:
         "(share of 157 / 314 peak) | peak memory added (median of runs, range) | command | machine | date |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    # A later run of the same comparison supersedes an earlier one (results.jsonl keeps both).
+    latest = {}
     for r in all_rows:
-        if not peer_ratio(r):
-            continue
+        if peer_ratio(r):
+            latest[(r["method"], r["way"], r["shot"], r["query"], r.get("order"), r["impl"])] = r
+    for r in latest.values():
         peer, ratio = peer_ratio(r)
         episode = f"{r['way']}w{r['shot']}s{r['query']}q" + (
             f", meta-batch {r['meta_batch']}, {r['order']} order" if r.get("order") else ""
