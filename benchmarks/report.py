@@ -75,7 +75,8 @@ def accuracy_table(all_rows: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in all_rows:
-        if "accuracy" not in r or r.get("metric") in ("pair_accuracy", "open_set") or "instance" in r or "curve" in r:
+        skipped = r.get("metric") in ("pair_accuracy", "open_set", "val_accuracy") or "instance" in r or "curve" in r
+        if "accuracy" not in r or skipped:
             continue
         if "unlabelled" in r or r["method"].startswith("zero-shot"):  # tables of their own
             continue
@@ -88,6 +89,27 @@ def accuracy_table(all_rows: list[dict]) -> list[str]:
             f"| {method} | {r['dataset']}/{r['protocol']}/{r.get('split', 'test')}{within} | {r['way']} | {r['shot']} | {r['query']} "
             f"| {r['episodes']} | **{r['accuracy']:.2f} ± {r['ci95']:.2f}** | {paper if paper is not None else '–'} "
             f"| {r.get('train_episodes', '–')} | {f'{seconds / 60:.0f} min' if seconds else '–'} | `{r['checkpoint']}` | `{r['command']}` |"
+        )
+    return out
+
+
+def learning_curve_table(all_rows: list[dict]) -> list[str]:
+    """One row per run directory: its validation accuracy at each validation (benchmarks/learning_curves.py)."""
+    runs: dict[str, list[dict]] = {}
+    for r in all_rows:
+        if r.get("metric") == "val_accuracy":
+            runs.setdefault(r["run"], []).append(r)
+    out = [
+        "| run | validation episodes | validation accuracy (95% CI) at training step | paper (test) | command |",
+        "|---|---|---|---|---|",
+    ]
+    for run, points in runs.items():
+        first = points[0]
+        curve = ", ".join(f"{p['train_episodes']}: {p['accuracy']:.2f} ± {p['ci95']:.2f}" for p in points)
+        paper = paper_figure({**first, "split": "test"})
+        out.append(
+            f"| `{run}` | {first['way']}-way {first['shot']}-shot, {first['episodes']} | {curve} "
+            f"| {paper if paper is not None else '–'} | `{first['command']}` |"
         )
     return out
 
@@ -436,6 +458,10 @@ def main() -> None:
         "### Few-shot accuracy",
         "",
         *accuracy_table(all_rows),
+        "",
+        "### Learning curves of runs in progress or at their paper's schedule (validation)",
+        "",
+        *learning_curve_table(all_rows),
         "",
         "### Semi-supervised episodes (Ren et al.'s protocol)",
         "",
