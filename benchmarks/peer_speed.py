@@ -283,7 +283,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("family", choices=[*METRIC_CONTENDERS, "maml"])
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--block", type=int, help="steps per contender per round (default: 10 for 5-way ProtoNet, else 2)")
+    p.add_argument("--block", type=int, help="steps per contender per round (default: 10 for 5-way metric, else 2)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-dir", help="the folder that holds omniglot/ (default: KSHOT_DATA)")
     p.add_argument("--record", metavar="JSONL")

@@ -7,6 +7,7 @@ learner to the learner's device. Checkpoints are always written from CPU copies.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import torch
@@ -16,10 +17,10 @@ from ..errors import ConfigError
 
 
 def device_of(module: nn.Module) -> torch.device:
-    """Where the module's parameters (or, lacking any, its buffers) live; the CPU if it has none."""
-    for tensor in (*module.parameters(), *module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    """Where the module's parameters (or, lacking any, its buffers) live; the CPU if it has none.
+    Called at every training step: it looks at the first tensor only."""
+    first = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def resolve_device(name: str | None, distributed: bool = False) -> torch.device:

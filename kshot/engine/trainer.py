@@ -216,8 +216,7 @@ class Trainer:
         s = self.settings
         t0 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        device = next(self.learner.parameters()).device.type
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=s.precision == "bf16"):
+        with torch.autocast(device_of(self.learner).type, dtype=torch.bfloat16, enabled=s.precision == "bf16"):
             result = self.tasks.step(self.learner, self.episode, s.meta_batch)
         if s.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.learner.parameters(), s.grad_clip)
