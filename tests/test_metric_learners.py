@@ -65,6 +65,18 @@ def test_matching_query_attention_is_an_lstm_cell_read_step_by_step():
         assert torch.allclose(a, b, atol=1e-12)
 
 
+def test_matching_query_attention_runs_in_float32_under_bf16_autocast():
+    """Its small matrices run faster in float32 on CPU: under autocast the loop leaves it, and the
+    result is the float32 loop's on the bfloat16 inputs, rounded back to their dtype."""
+    torch.manual_seed(0)
+    attention = QueryAttentionLSTM(8, steps=4)
+    query, support = torch.randn(6, 8).bfloat16(), torch.randn(5, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = attention(query, support)
+    assert mixed.dtype == torch.bfloat16
+    assert torch.equal(mixed, attention(query.float(), support.float()).bfloat16())
+
+
 def test_relation_uses_summed_class_features_and_mse():
     net = make("relation").eval()
     t = toy_task(shot=3)
