@@ -5,7 +5,7 @@ import torch
 
 from kshot.data.sampler import Task
 from kshot.engine.build import build_learner
-from kshot.learners.matching import QueryAttentionLSTM, SupportContext
+from kshot.learners.matching import QueryAttentionLSTM
 from kshot.learners.triplet import triplet_loss
 
 SMALL = {"in_channels": 1, "hidden": 8, "out_channels": 8}
@@ -63,19 +63,6 @@ def test_matching_query_attention_is_an_lstm_cell_read_step_by_step():
         torch.autograd.grad((ours * weights).sum(), inputs), torch.autograd.grad((reference * weights).sum(), inputs)
     ):
         assert torch.allclose(a, b, atol=1e-12)
-
-
-def test_matching_context_lstms_run_in_float32_under_bf16_autocast():
-    """Their small matrices run faster in float32 on CPU: under autocast both LSTMs leave it, and
-    each result is the float32 one on the bfloat16 inputs, rounded back to their dtype."""
-    torch.manual_seed(0)
-    attention, context = QueryAttentionLSTM(8, steps=4), SupportContext(8)
-    query, support = torch.randn(6, 8).bfloat16(), torch.randn(5, 8).bfloat16()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed_attention, mixed_context = attention(query, support), context(support)
-    assert mixed_attention.dtype == mixed_context.dtype == torch.bfloat16
-    assert torch.equal(mixed_attention, attention(query.float(), support.float()).bfloat16())
-    assert torch.equal(mixed_context, context(support.float()).bfloat16())
 
 
 def test_relation_uses_summed_class_features_and_mse():
