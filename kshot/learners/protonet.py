@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import Classifier, PrototypeLearner
-from .precision import autocasting
 from .registry import METHODS
 
 
@@ -20,7 +19,7 @@ def squared_euclidean(a: Tensor, b: Tensor, b_norms: Tensor | None = None) -> Te
     """[n, m] squared distances, via the expansion |a|^2 - 2ab + |b|^2 (one matmul);
     `b_norms` ([1, m], |b|^2) may be passed in when b is scored against many times. Always in
     float32: in bfloat16 (mixed-precision training) the expansion's cancellation loses the distances."""
-    if autocasting(a.device):
+    if torch.amp.is_autocast_available(a.device.type) and torch.is_autocast_enabled(a.device.type):
         with torch.autocast(a.device.type, enabled=False):
             return squared_euclidean(a.float(), b.float(), None if b_norms is None else b_norms.float())
     if b_norms is None:
