@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import rows
+
 from kshot.cli.common import machine_description
 from kshot.engine.run_state import read_log
 
@@ -33,8 +35,7 @@ def curve(run: Path) -> tuple[dict, list[dict]]:
 def recorded_points(path: Path) -> set[tuple[str, int]]:
     if not path.exists():
         return set()
-    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return {(r["run"], r["train_episodes"]) for r in rows if r.get("metric") == "val_accuracy" and "run" in r}
+    return {(r["run"], r["train_episodes"]) for r in rows(path) if r.get("metric") == "val_accuracy" and "run" in r}
 
 
 def main() -> int:

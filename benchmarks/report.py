@@ -65,8 +65,9 @@ def paper_figure(r: dict) -> float | None:
     return None
 
 
-def rows() -> list[dict]:
-    return [json.loads(l) for l in (HERE / "results.jsonl").read_text().splitlines() if l.strip()]
+def rows(path: Path = HERE / "results.jsonl") -> list[dict]:
+    """The recorded rows of a results file, one JSON object per line."""
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
 
 
 def accuracy_table(all_rows: list[dict]) -> list[str]:
