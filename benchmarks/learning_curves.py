@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
-import time
 from pathlib import Path
 
 from report import rows
 
-from kshot.cli.common import machine_description
+from kshot.cli.common import append_row
 from kshot.engine.run_state import read_log
 
 
@@ -73,9 +71,6 @@ def main() -> int:
                     "train_episodes": r["episode"],
                     "train_seconds": r.get("train_seconds"),
                     "checkpoint": str(run / "last.safetensors"),
-                    "command": "python " + shlex.join(["benchmarks/learning_curves.py", *sys.argv[1:]]),
-                    "machine": machine_description(),
-                    "date": time.strftime("%Y-%m-%d"),
                 }
             )
     if args.plot:
@@ -106,9 +101,9 @@ def main() -> int:
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(args.plot)
-    if args.record and new_rows:
-        with open(args.record, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in new_rows)
+    if args.record:
+        for row in new_rows:
+            append_row(args.record, row, ["benchmarks/learning_curves.py", *sys.argv[1:]], "python")
     print(f"{len(new_rows)} new validation points" + (f" recorded in {args.record}" if args.record else ""))
     return 0
 
