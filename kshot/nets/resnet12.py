@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .norm import norm_layer
+from .pool2x2 import MaxPool2x2
 from .registry import BACKBONES
 
 
@@ -50,7 +51,7 @@ class ResidualBlock(nn.Module):
         self.shortcut = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 1, bias=False), norm_layer(norm, out_channels)
         )
-        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+        self.pool = MaxPool2x2() if pool else nn.Identity()
         self.drop = drop
 
     def forward(self, x: Tensor) -> Tensor:
