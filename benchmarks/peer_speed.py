@@ -10,7 +10,10 @@ protonet: kshot's Prototypical Networks, easyfsl 1.5.0's PrototypicalNetworks (i
   15-query and 60-way 5-shot 5-query; Adam steps per second. easyfsl ships no Conv-4, so it and
   the plain loop get the Conv-4 a user writes (benchmarks/peers.py); kshot uses its own, in
   float32 and, as `kshot-bf16`, under bfloat16 autocast (`kshot train --precision bf16`; its FLOPs
-  are counted against the float32 peak all the same).
+  are counted against the float32 peak all the same). `kshot-bf16-torch-pool` is that bf16 step
+  with PyTorch's max-pool in place of kshot's C kernel (kshot/nets/pool2x2.py); for MAML,
+  `kshot-torch-pool` is the float32 step so changed. `easyfsl-bf16` is easyfsl's step under the
+  same autocast, for the ratio at equal precision.
 matching, relation: kshot's Matching / Relation Networks beside easyfsl's, at 5-way 5-shot and
   20-way 5-shot, 15 queries (matching_contenders and relation_contenders say how each pair is
   set alike).
@@ -41,6 +44,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kshot.allocator import keep_freed_memory  # noqa: E402
@@ -62,6 +66,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from kshot.data import load_omniglot  # noqa: E402
 from kshot.data.sampler import Task, episode_sampler  # noqa: E402
 from kshot.engine.build import build_learner  # noqa: E402
+from kshot.nets import pool2x2  # noqa: E402
 
 # fp32 peaks of this 2-core CPU at 2.45 GHz: the issue's figure counts 8 lanes per FMA unit (AVX2);
 # the CPU (AMD EPYC, family 26) executes AVX-512 FMAs with 16 lanes, so its real peak is twice that.
@@ -82,8 +87,20 @@ def adam_step(params, add_gradient: Callable[[list[Task]], None]) -> Step:
     return step
 
 
+def with_pytorch_pool(step: Step) -> Step:
+    """The same step with PyTorch's max-pool in place of kshot's C kernel (kshot/nets/pool2x2.py),
+    to measure what the kernel gives inside one process."""
+
+    def run(tasks: list[Task]) -> None:
+        with mock.patch.object(pool2x2, "fused_applies", lambda x: False):
+            step(tasks)
+
+    return run
+
+
 def kshot_contenders(method: str, method_args: dict) -> dict[str, Step]:
-    """kshot's learner in float32, and as `kshot-bf16` under bfloat16 autocast (`--precision bf16`)."""
+    """kshot's learner in float32, and as `kshot-bf16` under bfloat16 autocast (`--precision bf16`),
+    also with PyTorch's max-pool (`kshot-bf16-torch-pool`)."""
 
     def make(precision: str) -> Step:
         learner = build_learner(method, "conv4", {"in_channels": 1}, method_args, input_shape=[1, 28, 28])
@@ -94,7 +111,8 @@ def kshot_contenders(method: str, method_args: dict) -> dict[str, Step]:
 
         return adam_step(learner.parameters(), gradient)
 
-    return {"kshot": make("fp32"), "kshot-bf16": make("bf16")}
+    bf16 = make("bf16")
+    return {"kshot": make("fp32"), "kshot-bf16": bf16, "kshot-bf16-torch-pool": with_pytorch_pool(bf16)}
 
 
 def easyfsl_step(model: nn.Module, loss: Callable) -> Step:
@@ -108,6 +126,18 @@ def easyfsl_step(model: nn.Module, loss: Callable) -> Step:
     return adam_step(model.parameters(), gradient)
 
 
+def easyfsl_contenders(model: nn.Module, loss: Callable) -> dict[str, Step]:
+    """easyfsl's step, and as `easyfsl-bf16` under the same bfloat16 autocast as kshot-bf16, so that
+    each precision has its own ratio."""
+    step = easyfsl_step(model, loss)
+
+    def bf16(tasks):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            step(tasks)
+
+    return {"easyfsl": step, "easyfsl-bf16": bf16}
+
+
 def protonet_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
     easyfsl = easyfsl_prototypical_networks()(plain_conv4())
     plain = plain_conv4()
@@ -119,10 +149,11 @@ def protonet_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
             )
             prototype_loss(plain(x.flatten(0, 1)), way, shot, query).backward()
 
-    return kshot_contenders("protonet", {}) | {
-        "easyfsl": easyfsl_step(easyfsl, F.cross_entropy),
-        "plain-pytorch-loop": adam_step(plain.parameters(), plain_gradient),
-    }
+    return (
+        kshot_contenders("protonet", {})
+        | easyfsl_contenders(easyfsl, F.cross_entropy)
+        | {"plain-pytorch-loop": adam_step(plain.parameters(), plain_gradient)}
+    )
 
 
 def matching_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
@@ -130,9 +161,8 @@ def matching_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
     support once per support item, so kshot's takes as many steps (`fce_steps`). easyfsl's scores
     are log-probabilities, trained with the negative log-likelihood its documentation asks for."""
     easyfsl = easyfsl_method("matching_networks", "MatchingNetworks")(plain_conv4(), feature_dimension=64)
-    return kshot_contenders("matching", {"fce": True, "fce_steps": way * shot}) | {
-        "easyfsl": easyfsl_step(easyfsl, F.nll_loss)
-    }
+    kshot = kshot_contenders("matching", {"fce": True, "fce_steps": way * shot})
+    return kshot | easyfsl_contenders(easyfsl, F.nll_loss)
 
 
 def relation_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
@@ -145,7 +175,7 @@ def relation_contenders(way: int, shot: int, query: int) -> dict[str, Step]:
     def mse(scores, labels):
         return F.mse_loss(scores, F.one_hot(labels, scores.shape[1]).to(scores.dtype))
 
-    return kshot_contenders("relation", {}) | {"easyfsl": easyfsl_step(easyfsl, mse)}
+    return kshot_contenders("relation", {}) | easyfsl_contenders(easyfsl, mse)
 
 
 METRIC_CONTENDERS = {"protonet": protonet_contenders, "matching": matching_contenders, "relation": relation_contenders}
@@ -177,6 +207,7 @@ def maml_contenders(first_order: bool) -> dict[str, Step]:
 
     return {
         "kshot": adam_step(kshot.parameters(), kshot.meta_step),
+        "kshot-torch-pool": with_pytorch_pool(adam_step(kshot.parameters(), kshot.meta_step)),
         "learn2learn": adam_step(l2l.parameters(), learn2learn_gradient),
         "plain-pytorch-loop": adam_step(plain.parameters(), plain_maml_gradient(plain, first_order)),
     }
