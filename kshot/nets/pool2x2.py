@@ -93,7 +93,21 @@ class _Pool(Function):
         return _Scatter.apply(grad_out, choice, ctx.full_shape)
 
 
-class _Scatter(Function):
+class _ByChoice(Function):
+    """A linear map of (tensor, choice, pool input shape); its gradient is its partner map."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1])
+        ctx.full_shape = inputs[2]
+
+    @staticmethod
+    def partner_of(ctx, grad: Tensor, partner: type[Function]):
+        (choice,) = ctx.saved_tensors
+        return partner.apply(grad, choice, ctx.full_shape), None, None
+
+
+class _Scatter(_ByChoice):
     """Each window's gradient onto the pixel that won it, zero elsewhere."""
 
     @staticmethod
@@ -104,17 +118,11 @@ class _Scatter(Function):
         return gx
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[1])
-        ctx.full_shape = inputs[2]
-
-    @staticmethod
     def backward(ctx, grad: Tensor):
-        (choice,) = ctx.saved_tensors
-        return _Gather.apply(grad, choice, ctx.full_shape), None, None
+        return _ByChoice.partner_of(ctx, grad, _Gather)
 
 
-class _Gather(Function):
+class _Gather(_ByChoice):
     """The value at each window's winning pixel (the scatter's gradient)."""
 
     @staticmethod
@@ -125,14 +133,8 @@ class _Gather(Function):
         return g
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[1])
-        ctx.full_shape = inputs[2]
-
-    @staticmethod
     def backward(ctx, grad: Tensor):
-        (choice,) = ctx.saved_tensors
-        return _Scatter.apply(grad, choice, ctx.full_shape), None, None
+        return _ByChoice.partner_of(ctx, grad, _Scatter)
 
 
 def max_pool_2x2(x: Tensor) -> Tensor:
