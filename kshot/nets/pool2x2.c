@@ -6,7 +6,7 @@ keeps one byte per output (which of the four pixels won), and the backward pass 
 input-gradient element once. Ties go to the first pixel in row-major order and a NaN wins, as in
 PyTorch, so the results are bit-identical (tests/test_pool2x2.py).
 
-Three kernels, each over a range of output rows (one output row = N*H/2 rows in all):
+Three kernels, each over a range of output rows (N*H/2 rows in all):
   pool:    x -> out, choice
   scatter: g [N, H/2, W/2, C], choice -> gx [N, H, W, C]   (the pool's input gradient)
   gather:  gx, choice -> g                                  (the scatter's gradient: pool by choice)
