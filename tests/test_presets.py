@@ -25,10 +25,10 @@ def test_each_committed_checkpoint_has_a_preset_that_reproduces_its_settings(pat
     preset = TrainConfig.from_dict(read_config(path.stem)).to_dict()
     # Every recorded setting; older checkpoints predate settings added since (their defaults are
     # what ran then: adam, step, 1, no clipping, no augmentation, batches unused by episodes, and
-    # fully labelled episodes, no rotated classes).
+    # fully labelled episodes, no rotated classes, no episodes drawn within an alphabet).
     assert {k: preset[k] for k in recorded} == recorded
     added_since = {"optimizer", "lr_schedule", "meta_batch", "grad_clip", "augment", "batch_size"}
-    added_since |= {"unlabelled", "distractors", "label_ratio", "rotations", "precision"}
+    added_since |= {"unlabelled", "distractors", "label_ratio", "rotations", "precision", "within_alphabet"}
     assert set(preset) - set(recorded) <= {"data_dir"} | added_since
 
 

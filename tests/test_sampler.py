@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -92,3 +93,14 @@ def test_within_group_episodes_refuse_data_without_big_enough_groups():
         episode_sampler(grouped_dataset(), 7, 1, 2, 10, within_groups=True)
     with pytest.raises(DataError, match="drop --within-alphabet"):
         episode_sampler(toy_dataset([4] * 8), 3, 1, 2, 10, within_groups=True)
+
+
+def test_a_share_of_within_group_episodes_mixes_both_kinds_and_leaves_share_one_unchanged():
+    ds = grouped_dataset()
+    mixed = episode_sampler(ds, 3, 1, 2, 400, seed=5, within_groups=True, group_share=0.5)
+    within = [len({ds.class_names[c].split("/")[0] for c in mixed.draw(i)[0]}) == 1 for i in range(400)]
+    # Episodes of 3 classes drawn from all 13 fall in one alphabet by chance about 9% of the time.
+    assert 0.45 < sum(within) / 400 < 0.65
+    full = episode_sampler(ds, 3, 1, 2, 50, seed=5, within_groups=True)
+    same = episode_sampler(ds, 3, 1, 2, 50, seed=5, within_groups=True, group_share=1.0)
+    assert all(np.array_equal(full.draw(i)[1], same.draw(i)[1]) for i in range(50))

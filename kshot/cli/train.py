@@ -56,6 +56,7 @@ def add_train_parser(sub) -> None:
         ("batch_size", "images per mini-batch, for methods pretrained on batches (baseline, finetune)"),
         ("augment", "none; standard (crop with padding, flip, colour jitter); affine (small distortions)"),
         ("rotations", "4: every training class and its quarter-turns are classes (for --protocol lake); 1: none"),
+        ("within_alphabet", "share of training episodes drawn within one alphabet (Lake's challenge), 0 to 1"),
         ("unlabelled", "semi-supervised episodes: unlabelled items per class"),
         ("distractors", "semi-supervised episodes: classes that lend only unlabelled items"),
         ("label_ratio", "semi-supervised episodes: share of each training class's items that is labelled"),

@@ -81,9 +81,11 @@ class EpisodeSampler(Sampler[Tensor]):
         class_names: Sequence[str] | None = None,
         source: str = "dataset",
         groups: Sequence[int] | None = None,
+        group_share: float = 1.0,
     ):
-        """`groups` (a group id per class, such as an Omniglot alphabet) makes every episode draw
-        its classes from one group, chosen uniformly among the groups with at least `way` classes."""
+        """`groups` (a group id per class, such as an Omniglot alphabet) makes an episode draw its
+        classes from one group, chosen uniformly among the groups with at least `way` classes:
+        every episode, or the share `group_share` of them (the others draw from all classes)."""
         sizes = np.asarray(class_sizes.tolist() if isinstance(class_sizes, Tensor) else class_sizes, dtype=np.int64)
         if way < 1 or shot < 0 or query < 0 or shot + query < 1 or episodes < 0:
             raise DataError(f"invalid episode shape: way={way} shot={shot} query={query} episodes={episodes}")
@@ -110,6 +112,7 @@ class EpisodeSampler(Sampler[Tensor]):
                 f"{shown}{more}. Lower --shot/--query or give those classes more images."
             )
         self.sizes, self.way, self.shot, self.query, self.episodes, self.seed = sizes, way, shot, query, episodes, seed
+        self.group_share = group_share
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self.max_size = int(sizes.max())
         self.uniform = bool((sizes == sizes[0]).all())
@@ -124,7 +127,8 @@ class EpisodeSampler(Sampler[Tensor]):
     def draw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(classes [way], dataset indices [way, shot+query]) of episode i."""
         rng = np.random.default_rng([self.seed, i])
-        if self.groups is None:
+        # A share below 1 takes one more draw, so episodes of a share of 1 are unchanged by the option.
+        if self.groups is None or (self.group_share < 1 and rng.random() >= self.group_share):
             classes = rng.choice(len(self.sizes), self.way, replace=False)
         else:
             classes = rng.choice(self.groups[rng.integers(len(self.groups))], self.way, replace=False)
@@ -162,7 +166,10 @@ def class_groups(dataset: ClassIndexedDataset) -> list[int]:
     character's alphabet). A data set whose names have no "/" has no groups, and is refused."""
     prefixes = [name.split("/")[0] for name in dataset.class_names]
     if all("/" not in name for name in dataset.class_names):
-        raise DataError(f"{dataset.name} names no groups of classes (no 'group/class' names): drop --within-alphabet")
+        raise DataError(
+            f"{dataset.name} names no groups of classes (no 'group/class' names): "
+            "drop --within-alphabet (within_alphabet in a training config)"
+        )
     ids = {p: k for k, p in enumerate(dict.fromkeys(prefixes))}
     return [ids[p] for p in prefixes]
 
@@ -175,10 +182,12 @@ def episode_sampler(
     episodes: int,
     seed: int = 0,
     within_groups: bool = False,
+    group_share: float = 1.0,
 ) -> EpisodeSampler:
-    """Episodes of `dataset`; `within_groups` draws each episode's classes from one group of
-    `class_groups` (Lake et al.'s within-alphabet one-shot challenge)."""
+    """Episodes of `dataset`; `within_groups` draws each episode's classes (or, with `group_share`
+    below 1, that share of the episodes') from one group of `class_groups` (Lake et al.'s
+    within-alphabet one-shot challenge)."""
     groups = class_groups(dataset) if within_groups else None
     return EpisodeSampler(
-        dataset.class_sizes, way, shot, query, episodes, seed, dataset.class_names, dataset.name, groups
+        dataset.class_sizes, way, shot, query, episodes, seed, dataset.class_names, dataset.name, groups, group_share
     )

@@ -39,6 +39,9 @@ class TrainConfig:
     # 4: each training class and its three quarter-turns are classes of their own (how the Vinyals
     # split was made; an option for --protocol lake, whose background set has none); 1: none.
     rotations: int = 1
+    # Share of training episodes whose classes all come from one alphabet (the part of a class name
+    # before its first "/"), as every test episode of Lake et al.'s within-alphabet challenge does.
+    within_alphabet: float = 0.0
     # Adam, lr 1e-3 halved every 2000 episodes (Snell et al. 2017, section 3.1).
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -92,6 +95,8 @@ class TrainConfig:
             raise ConfigError("unlabelled and distractors must be >= 0 and label_ratio in (0, 1]")
         if self.distractors and not self.unlabelled:
             raise ConfigError("distractors lend unlabelled items only: set unlabelled (per class) as well")
+        if not 0 <= self.within_alphabet <= 1:
+            raise ConfigError(f"within_alphabet is a share of episodes, in [0, 1], not {self.within_alphabet}")
         if self.rotations not in (1, 2, 4):
             raise ConfigError(f"rotations must be 1 (none), 2 (a half-turn) or 4 (quarter-turns), not {self.rotations}")
         if self.augment not in ("none", "standard", "affine"):

@@ -49,10 +49,18 @@ class Episodes:
     shardable: ClassVar[bool] = True
 
     def __init__(
-        self, dataset: ClassIndexedDataset, way: int, shot: int, query: int, seed: int = 0, augmentation: str = "none"
+        self,
+        dataset: ClassIndexedDataset,
+        way: int,
+        shot: int,
+        query: int,
+        seed: int = 0,
+        augmentation: str = "none",
+        within_groups: float = 0.0,
     ):
+        """`within_groups`: the share of episodes whose classes come from one group (alphabet)."""
         self.dataset, self.augmentation = dataset, augmentation
-        self.sampler = episode_sampler(dataset, way, shot, query, 0, seed)
+        self.sampler = episode_sampler(dataset, way, shot, query, 0, seed, within_groups > 0, within_groups)
 
     def tasks(self, index: int, size: int) -> list[Task]:
         tasks = [self.sampler.task(self.dataset, index * size + j) for j in range(size)]
@@ -129,9 +137,13 @@ def training_family(learner: Learner, dataset: ClassIndexedDataset, settings: Tr
     s = settings
     kind = s.augment
     if learner.trains_on == "batches":
+        if s.within_alphabet:
+            raise ConfigError(f"{learner.method} trains on batches, not episodes: set within_alphabet = 0")
         return Batches(dataset, s.batch_size, s.seed, kind)
     if s.unlabelled and not isinstance(learner, SemiSupervisedLearner):
         raise ConfigError(f"{learner.method} cannot use unlabelled items; train semi-protonet, or set unlabelled = 0")
     if s.unlabelled or s.label_ratio < 1:
+        if s.within_alphabet:
+            raise ConfigError("semi-supervised episodes are not drawn within alphabets: set within_alphabet = 0")
         return SemiSupervisedEpisodes(dataset, s, kind)
-    return Episodes(dataset, s.way, s.shot, s.query, s.seed, kind)
+    return Episodes(dataset, s.way, s.shot, s.query, s.seed, kind, s.within_alphabet)
