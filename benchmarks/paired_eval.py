@@ -18,7 +18,7 @@ import torch
 
 from kshot.cli.common import checkpoint_data, print_and_record
 from kshot.engine.build import load_learner
-from kshot.engine.evaluator import evaluate
+from kshot.engine.evaluator import evaluate, mean_ci95
 
 
 def main() -> int:
@@ -50,6 +50,7 @@ def main() -> int:
         return 2
     a, b = (100 * r.per_episode.double() for r in results)
     diff = b - a
+    difference, ci95 = mean_ci95(diff)
     row = {
         "method": "paired",
         "a": args.a,
@@ -60,11 +61,11 @@ def main() -> int:
         "shot": args.shot,
         "query": args.query,
         "episodes": args.episodes,
-        "accuracy_a": round(a.mean().item(), 3),
-        "accuracy_b": round(b.mean().item(), 3),
+        "accuracy_a": round(results[0].accuracy, 3),
+        "accuracy_b": round(results[1].accuracy, 3),
         "metric": "paired_difference",
-        "value": round(diff.mean().item(), 3),
-        "ci95": round(1.96 * diff.std().item() / len(diff) ** 0.5, 3),
+        "value": round(difference, 3),
+        "ci95": round(ci95, 3),
         "unit": "accuracy points, B minus A",
         "b_better_episodes": int((diff > 0).sum()),
         "b_worse_episodes": int((diff < 0).sum()),
