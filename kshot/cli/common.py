@@ -76,19 +76,27 @@ def checkpoint_row(meta: dict, dataset: str, protocol: str, args) -> dict:
     }
 
 
-def machine_description() -> str:
+def machine_description(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """Cores, CPU model and family, and the vector instructions torch uses: two "AMD EPYC" hosts
+    here differ 2x in float32 speed (family 25 with AVX2 against family 26 with AVX-512), so a
+    speed row must say which one measured it."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
+    cpu, family = platform.processor() or platform.machine(), None
     try:
-        with open("/proc/cpuinfo") as info:
+        with open(cpuinfo) as info:
             for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                break
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    cpu = value.strip()
+                elif key.strip() == "cpu family":
+                    family = value.strip()
+                elif not line.strip():
+                    break  # the first processor's block is enough
     except OSError:
         pass
-    return f"{os.cpu_count()} cores {cpu}, torch {torch.__version__} threads {torch.get_num_threads()}"
+    details = ", ".join(filter(None, [family and f"family {family}", torch.backends.cpu.get_cpu_capability()]))
+    return f"{os.cpu_count()} cores {cpu} ({details}), torch {torch.__version__} threads {torch.get_num_threads()}"
 
 
 def append_row(path: str, row: dict, argv: list[str], program: str = "kshot") -> None:
