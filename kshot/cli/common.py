@@ -78,8 +78,8 @@ def checkpoint_row(meta: dict, dataset: str, protocol: str, args) -> dict:
 
 def machine_description(cpuinfo: str = "/proc/cpuinfo") -> str:
     """Cores, CPU model and family, and the vector instructions torch uses: two "AMD EPYC" hosts
-    here differ 2x in float32 speed (family 25 with AVX2 against family 26 with AVX-512), so a
-    speed row must say which one measured it."""
+    here ran the same training steps 1.5-3.5x apart (family 25 with AVX2 against family 26 with
+    AVX-512), so a row must say which one measured it."""
     import torch
 
     cpu, family = platform.processor() or platform.machine(), None
@@ -87,9 +87,10 @@ def machine_description(cpuinfo: str = "/proc/cpuinfo") -> str:
         with open(cpuinfo) as info:
             for line in info:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name":
+                key = key.strip()
+                if key == "model name":
                     cpu = value.strip()
-                elif key.strip() == "cpu family":
+                elif key == "cpu family":
                     family = value.strip()
                 elif not line.strip():
                     break  # the first processor's block is enough
